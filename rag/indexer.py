@@ -1,0 +1,306 @@
+"""Keeping the index in step with the corpus: add new files, re-index changed ones, drop removed ones."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from langchain_core.documents import Document
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from rag import corpus
+from rag.chunking import make_splitter, split
+from rag.config import Settings
+from rag.embeddings import Embedder, get_embedder
+from rag.errors import EmptyDocumentError, IngestError, UnsupportedFileError
+from rag.loaders import is_supported, load
+from rag.manifest import Entry, Manifest, ingest_lock
+from rag.store import Store, collection_name
+
+logger = logging.getLogger(__name__)
+
+# Files are committed (embedded, written, recorded) in groups of about this many chunks, so
+# embedding batches stay full across small files and a crash loses at most one group's work.
+COMMIT_CHUNKS = 256
+
+
+class Progress(Protocol):
+    """What an ingest reports while it runs (the CLI draws bars from it)."""
+
+    def files(self, total: int) -> None: ...
+    def file_done(self, source: str) -> None: ...
+    def chunks(self, total: int) -> None: ...
+    def embedded(self, n: int) -> None: ...
+
+
+class NoProgress:
+    """A ``Progress`` that shows nothing."""
+
+    def files(self, total: int) -> None: ...
+    def file_done(self, source: str) -> None: ...
+    def chunks(self, total: int) -> None: ...
+    def embedded(self, n: int) -> None: ...
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did; ``to_dict`` is the ``--json`` output."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON summary of ``python ingest.py --json``."""
+        return {
+            "added": len(self.added), "updated": len(self.updated),
+            "unchanged": len(self.unchanged), "removed": len(self.removed),
+            "failed": [{"source": s, "error": e} for s, e in self.failed],
+            "chunks_embedded": self.chunks_embedded, "chunks_reused": self.chunks_reused,
+            "chunks_total": self.chunks_total, "seconds": round(self.seconds, 3),
+        }
+
+    def merge(self, other: IngestReport) -> None:
+        """Fold another report's counts into this one."""
+        for name in ("added", "updated", "unchanged", "removed", "failed"):
+            getattr(self, name).extend(getattr(other, name))
+        self.chunks_embedded += other.chunks_embedded
+        self.chunks_reused += other.chunks_reused
+        self.chunks_total = other.chunks_total or self.chunks_total
+
+
+@dataclass
+class _Pending:
+    source: str
+    file_hash: str
+    size: int
+    chunks: list[Document]
+    previous: Entry | None
+
+
+class Indexer:
+    """Ingestion over one corpus folder and one index, as settings describe them."""
+
+    def __init__(self, settings: Settings, *, progress: Progress | None = None,
+                 embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.progress = progress or NoProgress()
+        self._embedder = embedder
+        self.max_bytes = int(settings.max_file_mb * 1e6)
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedding model, loaded on first use: an unchanged corpus never loads it."""
+        if self._embedder is None:
+            self._embedder = get_embedder(self.settings.embedding_model, self.settings.embedding_batch_size)
+        return self._embedder
+
+    @functools.cached_property
+    def splitter(self) -> RecursiveCharacterTextSplitter:
+        """The chunker, measuring in the embedding model's tokens."""
+        return make_splitter(
+            self.embedder.tokenizer, chunk_tokens=self.settings.chunking.chunk_tokens,
+            overlap_tokens=self.settings.chunking.overlap_tokens,
+            max_seq_length=self.embedder.max_seq_length,
+        )
+
+    @property
+    def manifest_path(self) -> Path:
+        """Where the manifest lives."""
+        return self.settings.data_dir / "manifest.json"
+
+    def sync(self, *, only: list[Path] | None = None, rebuild: bool = False) -> IngestReport:
+        """Bring the index in line with the corpus (or with just the files in ``only``).
+
+        New files are added, changed files re-indexed (reusing vectors of unchanged passages),
+        unchanged files skipped, and, on a full sync, files gone from the corpus removed.
+        """
+        started = time.perf_counter()
+        report = IngestReport()
+        with ingest_lock(self.settings.data_dir, timeout=self.settings.lock_timeout):
+            store = Store(self.settings, create=True, rebuild=rebuild)
+            manifest = Manifest.load(self.manifest_path, collection=store.name)
+            if rebuild:
+                manifest.entries.clear()
+            corpus_dir = self.settings.corpus_dir
+            files = corpus.scan(corpus_dir) if only is None else only
+            self.progress.files(len(files))
+            seen: set[str] = set()
+            pending: list[_Pending] = []
+            for path in files:
+                source = corpus.source_of(path, corpus_dir)
+                seen.add(source)
+                try:
+                    item = self._prepare(path, source, manifest)
+                    if item is None:
+                        report.unchanged.append(source)
+                    else:
+                        pending.append(item)
+                        self.progress.chunks(len(item.chunks))
+                except IngestError as exc:
+                    logger.warning("%s", exc)
+                    report.failed.append((source, str(exc)))
+                self.progress.file_done(source)
+                if sum(len(p.chunks) for p in pending) >= COMMIT_CHUNKS:
+                    self._commit(pending, store, manifest, report)
+                    pending = []
+            self._commit(pending, store, manifest, report)
+            if only is None:
+                for source in sorted(set(manifest.entries) - seen):
+                    self._drop(source, store, manifest)
+                    report.removed.append(source)
+            manifest.save()
+            if report.added or report.updated or report.removed or rebuild:
+                store.mark_changed()
+            store.refresh_keywords()
+            report.chunks_total = store.count()
+        report.seconds = time.perf_counter() - started
+        logger.info("ingest: %s", report.to_dict())
+        return report
+
+    def add(self, items: list[str]) -> IngestReport:
+        """Copy files (or fetch URLs) into the corpus, then index just those."""
+        report = IngestReport()
+        landed: list[Path] = []
+        for item in items:
+            try:
+                if item.startswith(("http://", "https://")):
+                    landed.append(corpus.fetch_url(
+                        item, self.settings.corpus_dir, timeout=self.settings.fetch_timeout,
+                        max_bytes=self.max_bytes))
+                else:
+                    path = Path(item)
+                    if not path.is_file():
+                        raise IngestError(f"{item}: no such file.")
+                    landed.append(corpus.copy_in(path, self.settings.corpus_dir, max_bytes=self.max_bytes))
+            except IngestError as exc:
+                logger.warning("%s", exc)
+                report.failed.append((item, str(exc)))
+        report.merge(self.sync(only=landed))
+        return report
+
+    def remove(self, sources: list[str]) -> IngestReport:
+        """Delete documents from the index and their files from the corpus.
+
+        A source is named by its corpus-relative path or, for a fetched page, its URL.
+        """
+        started = time.perf_counter()
+        report = IngestReport()
+        with ingest_lock(self.settings.data_dir, timeout=self.settings.lock_timeout):
+            store = Store(self.settings, create=True)
+            manifest = Manifest.load(self.manifest_path, collection=store.name)
+            for name in sources:
+                source = self._resolve(name, manifest)
+                if source is None:
+                    report.failed.append((name, f"{name}: not in the index; `python ingest.py list` shows what is."))
+                    continue
+                self._drop(source, store, manifest)
+                (self.settings.corpus_dir / source).unlink(missing_ok=True)
+                report.removed.append(source)
+            manifest.save()
+            if report.removed:
+                store.mark_changed()
+                store.refresh_keywords()
+            report.chunks_total = store.count()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def documents(self) -> list[Entry]:
+        """What the manifest says is indexed, by source."""
+        name = collection_name(self.settings)
+        return sorted(Manifest.load(self.manifest_path, collection=name).entries.values(),
+                      key=lambda e: e.source)
+
+    # -- steps -------------------------------------------------------------------
+    def _prepare(self, path: Path, source: str, manifest: Manifest) -> _Pending | None:
+        if not is_supported(path):
+            raise UnsupportedFileError(
+                f"{source}: unsupported file type {path.suffix or '(none)'!r}; supported: "
+                ".txt, .md, .pdf, .html, .htm, .docx."
+            )
+        try:
+            digest, size = corpus.file_hash(path), path.stat().st_size
+        except FileNotFoundError as exc:
+            raise IngestError(f"{source}: file disappeared before it could be read.") from exc
+        except OSError as exc:
+            raise IngestError(f"{source}: cannot read file ({exc.strerror or exc}).") from exc
+        previous = manifest.entries.get(source)
+        if previous is not None and previous.file_hash == digest:
+            return None
+        chunks = split(load(path, source=source, max_bytes=self.max_bytes), self.splitter)
+        if not chunks:
+            raise EmptyDocumentError(f"{source}: no text could be extracted.")
+        return _Pending(source, digest, size, chunks, previous)
+
+    def _commit(self, pending: list[_Pending], store: Store, manifest: Manifest,
+                report: IngestReport) -> None:
+        """Embed what is new, write new chunks, then delete stale ones, then record in the manifest."""
+        if not pending:
+            return
+        # Chunks already stored for these sources (a previous version, or a crashed run's):
+        # their vectors are reused for unchanged text, and whatever is not rewritten is stale.
+        old_chunks = {p.source: store.chunks_of(p.source, with_vectors=True) for p in pending}
+        reusable: dict[str, np.ndarray] = {}
+        for chunks in old_chunks.values():
+            for chunk in chunks:
+                if chunk.embedding is not None:
+                    reusable[_text_key(chunk.text)] = chunk.embedding
+        todo = [c for p in pending for c in p.chunks if _text_key(c.page_content) not in reusable]
+        vectors = self.embedder.embed([c.page_content for c in todo], progress=self.progress.embedded)
+        fresh = {_text_key(c.page_content): v for c, v in zip(todo, vectors)}
+        report.chunks_embedded += len(todo)
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        for item in pending:
+            keys = [_text_key(c.page_content) for c in item.chunks]
+            matrix = np.vstack([fresh.get(k, reusable.get(k)) for k in keys])
+            report.chunks_reused += sum(1 for k in keys if k not in fresh)
+            ids = [str(c.id) for c in item.chunks]
+            store.upsert(ids, [c.page_content for c in item.chunks],
+                         [c.metadata for c in item.chunks], matrix)
+            stale = {c.id for c in old_chunks.get(item.source, [])} - set(ids)
+            store.delete(stale)
+            meta = item.chunks[0].metadata
+            manifest.entries[item.source] = Entry(
+                source=item.source, file_hash=item.file_hash, content_hash=str(meta["content_hash"]),
+                title=str(meta.get("title", "")), type=str(meta.get("type", "")),
+                chunks=len(ids), added=item.previous.added if item.previous else now, updated=now,
+                authors=str(meta.get("authors", "")), url=str(meta.get("url", "")),
+                size=item.size, chunk_ids=ids,
+            )
+            (report.updated if item.previous else report.added).append(item.source)
+        manifest.save()
+
+    @staticmethod
+    def _drop(source: str, store: Store, manifest: Manifest) -> None:
+        store.delete([c.id for c in store.chunks_of(source)])
+        manifest.entries.pop(source, None)
+
+    def _resolve(self, name: str, manifest: Manifest) -> str | None:
+        if name in manifest.entries:
+            return name
+        for entry in manifest.entries.values():
+            if entry.url and entry.url == name:
+                return entry.source
+        path = Path(name)
+        try:
+            source = corpus.source_of(path, self.settings.corpus_dir)
+        except ValueError:
+            return None
+        return source if source in manifest.entries else None
+
+
+def _text_key(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()

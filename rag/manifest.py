@@ -1,0 +1,94 @@
+"""The manifest of what was indexed (written atomically) and the ingest lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from rag.errors import IngestError, StoreError
+
+
+@dataclass
+class Entry:
+    """One indexed document."""
+
+    source: str
+    file_hash: str
+    content_hash: str
+    title: str
+    type: str
+    chunks: int
+    added: str
+    updated: str
+    authors: str = ""
+    url: str = ""
+    size: int = 0
+    chunk_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Manifest:
+    """Every indexed document by source, for one collection."""
+
+    path: Path
+    collection: str
+    entries: dict[str, Entry] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path, *, collection: str) -> Manifest:
+        """Read the manifest, or start an empty one; a manifest of another collection is ignored."""
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls(path, collection)
+        except (OSError, ValueError) as exc:
+            raise StoreError(
+                f"The manifest {path} is unreadable ({exc}). Run `python ingest.py --rebuild`."
+            ) from exc
+        if raw.get("collection") != collection:
+            return cls(path, collection)
+        entries = {s: Entry(**e) for s, e in raw.get("documents", {}).items()}
+        return cls(path, collection, entries)
+
+    def save(self) -> None:
+        """Write to a temporary file and rename it over the old one: never half-written."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = {
+            "collection": self.collection,
+            "documents": {s: asdict(e) for s, e in sorted(self.entries.items())},
+        }
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".manifest.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(data, handle, indent=1, ensure_ascii=False)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+@contextmanager
+def ingest_lock(data_dir: Path, *, timeout: float) -> Iterator[None]:
+    """Hold the data folder's ingest lock; a second ingest waits up to ``timeout`` seconds."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(data_dir / "ingest.lock"))
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout as exc:
+        raise IngestError(
+            f"Another ingest is running on {data_dir} (lock held for over {timeout:.0f}s). "
+            "Wait for it to finish, then try again."
+        ) from exc
+    try:
+        yield
+    finally:
+        lock.release()
