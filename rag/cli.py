@@ -182,3 +182,111 @@ class _progress:
     def __exit__(self, *exc: object) -> None:
         if self.display is not None:
             self.display.bars.stop()
+
+
+# ---------------------------------------------------------------------------- ask / chat
+def _answer_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--k", type=int, default=None, help="passages to retrieve (FOOTNOTE_RETRIEVAL__TOP_K)")
+    parser.add_argument("--backend", default=None, choices=("extractive", "openai", "ollama"),
+                        help="answer backend (FOOTNOTE_ANSWER__BACKEND)")
+    parser.add_argument("--model", default=None, help="LLM model name (FOOTNOTE_ANSWER__MODEL)")
+    parser.add_argument("--base-url", default=None, help="LLM server URL (FOOTNOTE_ANSWER__BASE_URL)")
+    parser.add_argument("--source", action="append", default=None, metavar="S",
+                        help="only search this source (repeatable)")
+    parser.add_argument("--hybrid", action=argparse.BooleanOptionalAction, default=None,
+                        help="fuse keyword and dense search (default on)")
+    parser.add_argument("--mmr", action=argparse.BooleanOptionalAction, default=None,
+                        help="diversify passages with maximal marginal relevance")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m rag`; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "ingest":
+        return ingest_main(argv[1:])
+    if argv and argv[0] == "eval":
+        from rag.eval.__main__ import main as eval_main
+
+        return eval_main(argv[1:])
+    common = _common_flags()
+    parser = argparse.ArgumentParser(prog="python -m rag", description="Ask questions about your documents.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{ask,chat,ingest,eval}")
+    ask_parser = sub.add_parser("ask", parents=[common], help="answer one question with citations")
+    ask_parser.add_argument("question")
+    _answer_flags(ask_parser)
+    chat_parser = sub.add_parser("chat", parents=[common], help="interactive multi-turn chat")
+    _answer_flags(chat_parser)
+    sub.add_parser("ingest", help="same as python ingest.py")
+    sub.add_parser("eval", help="same as python -m rag.eval")
+    args = parser.parse_args(argv)
+    try:
+        settings = _settings(args, **{"answer.model": args.model, "answer.base_url": args.base_url})
+        setup_logging(settings, getattr(args, "verbose", 0) or 0)
+        options = {"k": args.k, "backend": args.backend, "sources": args.source,
+                   "hybrid": args.hybrid, "mmr": args.mmr}
+        if args.command == "ask":
+            return _ask_once(args.question, settings, options, as_json=getattr(args, "json", False))
+        return _chat(settings, options)
+    except FootnoteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _ask_once(question: str, settings: Settings, options: dict[str, Any], *, as_json: bool) -> int:
+    from rag.pipeline import ask
+
+    answer = ask(question, settings=settings, **options)
+    if as_json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1))
+    else:
+        _print_answer(answer)
+    return 0
+
+
+def _chat(settings: Settings, options: dict[str, Any]) -> int:
+    from rag.pipeline import stream
+    from rag.types import Answer
+
+    history: list[tuple[str, str]] = []
+    print("Footnote chat. Ask about your documents; an empty line or Ctrl-D quits.", file=sys.stderr)
+    while True:
+        try:
+            question = input("you> ").strip()
+        except EOFError:
+            print(file=sys.stderr)
+            return 0
+        if not question:
+            return 0
+        shown = 0
+        final = None
+        for piece in stream(question, history, settings=settings, **options):
+            if isinstance(piece, Answer):
+                final = piece
+            else:
+                sys.stdout.write(piece[shown:])
+                sys.stdout.flush()
+                shown = len(piece)
+        print()
+        if final is not None:
+            _print_sources(final)
+            history.append((question, final.text))
+
+
+def _print_answer(answer: Any) -> None:
+    print(answer.text)
+    _print_sources(answer)
+
+
+def _print_sources(answer: Any) -> None:
+    unsupported = [s.text for s in answer.sentences if s.supported is False]
+    for text in unsupported:
+        print(f"  ! not supported by its source: {text}")
+    if answer.refused:
+        for p in answer.closest:
+            print(f"  closest: {p.title} ({p.source}) score {p.score:.2f}")
+        return
+    for c in answer.citations:
+        page = f", p. {c.passage.page}" if c.passage.page else ""
+        mark = "" if c.supported else "  [unsupported]"
+        print(f"  [{c.marker}] {c.passage.title} ({c.passage.source}{page}){mark}")
+        print(f"      \u201c{c.quote}\u201d")

@@ -37,7 +37,8 @@ class RetrievalSettings(Section):
     candidates: int = Field(30, ge=1, description="Candidates fetched from each retriever before fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     min_relevance: float = Field(
-        0.40, description="Best dense cosine below which the corpus is taken not to cover the question "
+        0.30, description="Relevance (cosine mixed with question coverage) below which the corpus is "
+        "taken not to cover the question "
         "(calibrated in evals/calibrate_refusal.py).")
 
 

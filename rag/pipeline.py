@@ -2,24 +2,125 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import logging
+import time
+from collections.abc import Iterator, Sequence
 
-from rag.config import Settings
-from rag.indexer import IngestReport, Indexer, Progress
-from rag.types import Answer
+from rag.answer import get_backend
+from rag.citations import SupportChecker, check
+from rag.config import Settings, get_settings
+from rag.embeddings import Embedder, get_embedder
+from rag.errors import IndexNotFoundError
+from rag.indexer import Indexer, IngestReport, Progress
+from rag.retrieval import Retrieval, retrieve
+from rag.store import Store
+from rag.types import Answer, Passage
+
+logger = logging.getLogger(__name__)
+
+REFUSAL = "The documents do not cover this question. The closest material is listed below."
+History = Sequence[tuple[str, str]]
 
 
-def ingest(settings: Settings, *, rebuild: bool = False, progress: Progress | None = None) -> IngestReport:
+def ingest(settings: Settings | None = None, *, rebuild: bool = False,
+           progress: Progress | None = None) -> IngestReport:
     """Sync the index with ``settings.corpus_dir``."""
-    return Indexer(settings, progress=progress).sync(rebuild=rebuild)
+    settings = settings or get_settings()
+    return Indexer(settings, progress=progress, embedder=_embedder(settings)).sync(rebuild=rebuild)
 
 
-def ask(question: str, history: list[tuple[str, str]] | None = None, *, settings: Settings) -> Answer:
-    """Answer ``question`` from the corpus with checked citations."""
-    raise NotImplementedError
+def ask(question: str, history: History | None = None, *, settings: Settings | None = None,
+        k: int | None = None, backend: str | None = None, sources: Sequence[str] | None = None,
+        hybrid: bool | None = None, mmr: bool | None = None) -> Answer:
+    """Answer ``question`` from the corpus with checked citations (keywords override settings)."""
+    answer = None
+    for piece in stream(question, history, settings=settings, k=k, backend=backend, sources=sources,
+                        hybrid=hybrid, mmr=mmr):
+        if isinstance(piece, Answer):
+            answer = piece
+    assert answer is not None
+    return answer
 
 
-def stream(question: str, history: list[tuple[str, str]] | None = None, *,
-           settings: Settings) -> Iterator[str | Answer]:
-    """Yield the answer text as it grows, then the final ``Answer``."""
-    raise NotImplementedError
+def stream(question: str, history: History | None = None, *, settings: Settings | None = None,
+           k: int | None = None, backend: str | None = None, sources: Sequence[str] | None = None,
+           hybrid: bool | None = None, mmr: bool | None = None) -> Iterator[str | Answer]:
+    """Yield the answer text as it grows (whole text so far), then the final, checked ``Answer``."""
+    settings = settings or get_settings()
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    embedder = _embedder(settings)
+    writer = get_backend(settings, embedder=embedder, name=backend)
+    standalone = writer.rewrite(question, list(history or []))
+    timings["rewrite_s"] = time.perf_counter() - started
+    mark = time.perf_counter()
+    found = retrieve_passages(standalone, settings=settings, k=k, sources=sources, hybrid=hybrid, mmr=mmr)
+    timings["retrieve_s"] = time.perf_counter() - mark
+    if not found.covers(settings.retrieval.min_relevance):
+        timings["total_s"] = time.perf_counter() - started
+        yield REFUSAL
+        yield Answer(question=question, text=REFUSAL, refused=True, closest=tuple(found.passages[:3]),
+                     backend=writer.name, standalone_question=standalone, timings=timings)
+        return
+    mark = time.perf_counter()
+    text = ""
+    for piece in writer.generate(standalone, found.passages):
+        if not text:
+            timings["first_token_s"] = time.perf_counter() - started
+        text += piece
+        yield text
+    timings["generate_s"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    checked = check(text, found.passages, checker=SupportChecker(embedder),
+                    threshold=settings.answer.support_threshold)
+    timings["check_s"] = time.perf_counter() - mark
+    timings["total_s"] = time.perf_counter() - started
+    if not checked.citations:
+        # The backend found nothing it could cite: say so rather than show uncited text.
+        text = checked.text or REFUSAL
+        yield Answer(question=question, text=text if checked.text else REFUSAL, refused=not checked.text,
+                     closest=tuple(found.passages[:3]), sentences=checked.sentences,
+                     backend=writer.name, standalone_question=standalone, timings=timings)
+        return
+    yield Answer(question=question, text=checked.text, citations=checked.citations,
+                 sentences=checked.sentences, backend=writer.name, standalone_question=standalone,
+                 timings=timings)
+
+
+def retrieve_passages(question: str, *, settings: Settings, k: int | None = None,
+                      sources: Sequence[str] | None = None, hybrid: bool | None = None,
+                      mmr: bool | None = None) -> Retrieval:
+    """Ranked passages for ``question`` from the index these settings name."""
+    try:
+        store = _store(settings)
+        return retrieve(question, settings=settings, store=store, embedder=_embedder(settings), k=k,
+                        sources=sources, hybrid=hybrid, mmr=mmr)
+    except IndexNotFoundError:
+        _store.cache_clear()  # the collection may have been rebuilt since it was opened
+        store = _store(settings)
+        return retrieve(question, settings=settings, store=store, embedder=_embedder(settings), k=k,
+                        sources=sources, hybrid=hybrid, mmr=mmr)
+
+
+def _embedder(settings: Settings) -> Embedder:
+    return get_embedder(settings.embedding_model, settings.embedding_batch_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_store(data_dir: str, chroma_url: str, fingerprint: str, settings_json: str) -> Store:
+    return Store(Settings.model_validate_json(settings_json))
+
+
+def _store(settings: Settings) -> Store:
+    """One open Store per index per process (opening a Chroma client is not free)."""
+    return _cached_store(str(settings.data_dir.resolve()), settings.chroma_url,
+                         settings.index_fingerprint(), settings.model_dump_json())
+
+
+_store.cache_clear = _cached_store.cache_clear  # type: ignore[attr-defined]
+
+
+def closest_passages(answer: Answer) -> list[Passage]:
+    """The passages to show for an answer: its citations' passages, or the closest material."""
+    return [c.passage for c in answer.citations] or list(answer.closest)

@@ -185,13 +185,13 @@ class Store:
         got = self._call("read chunks", self.collection.get, where={"source": source}, include=include)
         return self._chunks(got, with_vectors)
 
-    def get(self, ids: Sequence[str]) -> list[StoredChunk]:
+    def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[StoredChunk]:
         """Chunks by id, in the order given (missing ids are skipped)."""
         if not ids:
             return []
-        got = self._call("read chunks", self.collection.get, ids=list(ids),
-                         include=["documents", "metadatas"])
-        by_id = {c.id: c for c in self._chunks(got, False)}
+        include = ["documents", "metadatas"] + (["embeddings"] if with_vectors else [])
+        got = self._call("read chunks", self.collection.get, ids=list(ids), include=include)
+        by_id = {c.id: c for c in self._chunks(got, with_vectors)}
         return [by_id[i] for i in ids if i in by_id]
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:

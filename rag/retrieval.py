@@ -1,0 +1,122 @@
+"""Question -> ranked, numbered Passages: dense + BM25 fused by reciprocal rank, optional MMR."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from langchain_core.vectorstores.utils import maximal_marginal_relevance
+
+from rag.config import Settings
+from rag.embeddings import Embedder
+from rag.store import Store, StoredChunk
+from rag.text import content_words
+from rag.types import Passage
+
+logger = logging.getLogger(__name__)
+
+
+# Relevance mixes the best passage's cosine with how much of the question it covers; every
+# name or number of the question found in no passage halves it. Near-topic questions the corpus
+# cannot answer ("the Soviet grain harvest in 1937") score as high as answerable ones on cosine
+# alone; their specifics are what is missing. Weights and threshold: evals/calibrate_refusal.py.
+COSINE_WEIGHT = 0.5
+MISSING_SPECIFIC_FACTOR = 0.5
+SPECIFIC = re.compile(r"(?<!^)(?<![.?!]\s)\b([A-Z][A-Za-z]+|\d[\d,.]*\d|\d)\b")
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """Ranked passages for a question, and the evidence used to decide whether to refuse."""
+
+    passages: list[Passage]
+    best_similarity: float
+    relevance: float
+
+    def covers(self, threshold: float) -> bool:
+        """Whether the corpus seems to hold an answer: relevance reaches ``threshold``."""
+        return bool(self.passages) and self.relevance >= threshold
+
+
+def relevance(question: str, passages: Sequence[Passage]) -> float:
+    """How likely the passages answer ``question``, in [0, 1] (see COSINE_WEIGHT above)."""
+    if not passages:
+        return 0.0
+    asked = set(content_words(question))
+    best = 0.0
+    for p in passages:
+        coverage = len(asked & set(content_words(p.text))) / len(asked) if asked else 0.0
+        best = max(best, COSINE_WEIGHT * max(p.score, 0.0) + (1 - COSINE_WEIGHT) * coverage)
+    found = " ".join(p.text for p in passages).lower()
+    missing = [w for w in SPECIFIC.findall(question.strip()) if w.lower() not in found]
+    return best * MISSING_SPECIFIC_FACTOR ** len(missing)
+
+
+def fuse(rankings: Sequence[Sequence[str]], *, k: int) -> dict[str, float]:
+    """Reciprocal rank fusion: each list adds 1 / (k + rank) to the ids it ranks."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, chunk_id in enumerate(ranking, start=1):
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (k + rank)
+    return scores
+
+
+def retrieve(question: str, *, settings: Settings, store: Store, embedder: Embedder,
+             k: int | None = None, sources: Sequence[str] | None = None,
+             hybrid: bool | None = None, mmr: bool | None = None) -> Retrieval:
+    """Rank passages for ``question``; ``k``, ``sources``, ``hybrid`` and ``mmr`` override settings."""
+    opts = settings.retrieval
+    k = k or opts.top_k
+    hybrid = opts.hybrid if hybrid is None else hybrid
+    mmr = opts.mmr if mmr is None else mmr
+    sources = list(sources) if sources else None
+    query = embedder.embed([question])[0]
+    dense = store.dense_search(query, k=opts.candidates, sources=sources)
+    rankings = [[c.id for c in dense]]
+    keyword: dict[str, float] = {}
+    if hybrid:
+        keyword = dict(store.keyword_search(question, k=opts.candidates, sources=sources))
+        rankings.append(list(keyword))
+    fused = fuse(rankings, k=opts.rrf_k)
+    order = sorted(fused, key=lambda i: fused[i], reverse=True)
+    by_id: dict[str, StoredChunk] = {c.id: c for c in dense}
+    missing = [i for i in order[: max(k * 3, k)] if i not in by_id]
+    by_id.update({c.id: c for c in store.get(missing)})
+    order = _dedupe([i for i in order if i in by_id], by_id)
+    candidates = order[: max(k * 3, k)] if mmr else order[:k]
+    vectors = {c.id: c.embedding for c in store.get(candidates, with_vectors=True)}
+    similarity = {i: float(np.dot(query, vectors[i])) for i in candidates if vectors.get(i) is not None}
+    if mmr and len(candidates) > k:
+        picked = maximal_marginal_relevance(
+            query, [vectors[i] for i in candidates], lambda_mult=opts.mmr_lambda, k=k)
+        candidates = [candidates[n] for n in picked]
+    passages = []
+    for marker, chunk_id in enumerate(candidates[:k], start=1):
+        chunk = by_id[chunk_id]
+        meta = chunk.metadata
+        passages.append(Passage(
+            marker=marker, id=chunk_id, text=chunk.text, source=str(meta.get("source", "")),
+            title=str(meta.get("title", "")), score=similarity.get(chunk_id, 0.0),
+            start=int(meta.get("start", 0)), end=int(meta.get("end", 0)),
+            page=int(meta["page"]) if "page" in meta else None,
+            authors=str(meta.get("authors", "")), url=str(meta.get("url", "")),
+            dense_score=similarity.get(chunk_id), keyword_score=keyword.get(chunk_id),
+        ))
+    logger.debug("retrieved %s", [(p.id[:8], round(p.score, 3)) for p in passages])
+    best = max((p.score for p in passages), default=0.0)
+    return Retrieval(passages=passages, best_similarity=best, relevance=relevance(question, passages))
+
+
+def _dedupe(order: list[str], chunks: dict[str, StoredChunk]) -> list[str]:
+    """Drop chunks whose text repeats an earlier one (the same passage stored in two documents)."""
+    seen: set[str] = set()
+    kept = []
+    for chunk_id in order:
+        key = " ".join(chunks[chunk_id].text.split()).lower()
+        if key not in seen:
+            seen.add(key)
+            kept.append(chunk_id)
+    return kept

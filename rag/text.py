@@ -1,0 +1,74 @@
+"""Small text utilities shared by retrieval, citation checking and the extractive backend."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
+# A sentence ends at . ! or ? (plus closing quotes/brackets and any citation markers) before space.
+BOUNDARY = re.compile(r"[.!?][\"'”’)\]]*(?:\s*\[\d{1,3}(?:\s*[,;]\s*\d{1,3})*\])*(?=\s+|$)")
+WORD = re.compile(r"[A-Za-zÀ-ÿ0-9]+(?:['’][A-Za-z]+)?")
+STOPWORDS = frozenset(
+    """a an the and or but if of to in on at by for with from as is are was were be been being it its
+    this that these those there their they them he she his her we our you your i me my not no do does
+    did so than then too very can could would should will shall may might must has have had into over
+    under about after before between during which who whom whose what when where why how all any both
+    each few more most other some such only own same just also such via per""".split()
+)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A sentence and where it sits in its text."""
+
+    text: str
+    start: int
+    end: int
+
+
+def sentences(text: str) -> list[Span]:
+    """Split ``text`` into sentences, keeping citation markers with the sentence they follow."""
+    spans: list[Span] = []
+    for block_match in re.finditer(r"[^\n]+", text):
+        block, offset = block_match.group(), block_match.start()
+        cursor = 0
+        for end in BOUNDARY.finditer(block):
+            _add(spans, block, offset, cursor, end.end())
+            cursor = end.end()
+        _add(spans, block, offset, cursor, len(block))
+    return spans
+
+
+def _add(spans: list[Span], block: str, offset: int, start: int, end: int) -> None:
+    piece = block[start:end]
+    stripped = piece.strip()
+    if not stripped:
+        return
+    lead = len(piece) - len(piece.lstrip())
+    spans.append(Span(stripped, offset + start + lead, offset + start + lead + len(stripped)))
+
+
+def markers_in(text: str) -> list[int]:
+    """Citation numbers in ``text``, in order of appearance."""
+    found: list[int] = []
+    for match in MARKER.finditer(text):
+        found.extend(int(n) for n in re.split(r"\s*[,;]\s*", match.group(1)))
+    return found
+
+
+def strip_markers(text: str) -> str:
+    """``text`` without its [n] markers (and the spaces they leave)."""
+    return re.sub(r"\s+([.,;:!?])", r"\1", MARKER.sub("", text)).strip()
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased words that carry meaning (no stop words), with a light plural/suffix folding."""
+    return [_fold(w) for w in WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1]
+
+
+def _fold(word: str) -> str:
+    for suffix in ("ies", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
