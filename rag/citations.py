@@ -81,8 +81,12 @@ def support(sentence: str, passage_text: str, *, embedder: Embedder) -> tuple[fl
 
 
 def check(text: str, passages: Sequence[Passage], *, checker: SupportChecker,
-          threshold: float) -> CheckedAnswer:
-    """Drop markers that match no passage, then judge every sentence against the passages it cites."""
+          threshold: float, attribute_uncited: bool = True) -> CheckedAnswer:
+    """Drop markers that match no passage, then judge every sentence against the passages it cites.
+
+    With ``attribute_uncited``, a claim the writer left uncited gets the marker of the passage
+    that supports it (flagged ``attributed``); one no passage supports stays unsupported.
+    """
     by_marker = {p.marker: p for p in passages}
     dropped: list[int] = []
 
@@ -97,20 +101,40 @@ def check(text: str, passages: Sequence[Passage], *, checker: SupportChecker,
         logger.info("dropped citation markers that match no passage: %s", sorted(set(dropped)))
     judged: list[Sentence] = []
     best: dict[int, tuple[float, str]] = {}
+    pieces: list[str] = []
+    cursor = 0
     for span in sentences(cleaned):
-        cited = list(dict.fromkeys(markers_in(span.text)))
-        claim = strip_markers(span.text)
+        pieces.append(cleaned[cursor:span.start])
+        cursor = span.end
+        text = span.text
+        cited = list(dict.fromkeys(markers_in(text)))
+        claim = strip_markers(text)
+        attributed = False
         if not cited:
-            is_claim = len(content_words(claim)) >= MIN_CLAIM_WORDS
-            judged.append(Sentence(span.text, (), False if is_claim else None))
-            continue
+            if len(content_words(claim)) < MIN_CLAIM_WORDS:
+                judged.append(Sentence(text, (), None))
+                pieces.append(text)
+                continue
+            # An uncited claim: attach the passage that supports it, if one does.
+            scored = [(checker.support(claim, p.text)[0], p.marker) for p in passages]
+            top_score, top_marker = max(scored, default=(0.0, 0))
+            if top_score >= threshold and (attributed := attribute_uncited):
+                cited = [top_marker]
+                text = _with_marker(text, top_marker)
+            else:
+                judged.append(Sentence(text, (), False))
+                pieces.append(text)
+                continue
         scores = []
         for marker in cited:
             score, quote = checker.support(claim, by_marker[marker].text)
             scores.append(score)
             if score > best.get(marker, (-1.0, ""))[0]:
                 best[marker] = (score, quote)
-        judged.append(Sentence(span.text, tuple(cited), max(scores) >= threshold))
+        judged.append(Sentence(text, tuple(cited), max(scores) >= threshold, attributed))
+        pieces.append(text)
+    pieces.append(cleaned[cursor:])
+    cleaned = "".join(pieces)
     order = list(dict.fromkeys(m for s in judged for m in s.markers))
     citations = tuple(
         Citation(marker=m, passage=by_marker[m], quote=best[m][1], supported=best[m][0] >= threshold,
@@ -120,6 +144,14 @@ def check(text: str, passages: Sequence[Passage], *, checker: SupportChecker,
     return CheckedAnswer(cleaned, tuple(judged), citations, tuple(dropped))
 
 
+def _with_marker(sentence: str, marker: int) -> str:
+    """``sentence`` with `` [marker]`` placed before its final punctuation."""
+    match = re.search(r"([.!?][\"'”’)]*)$", sentence)
+    if match:
+        return f"{sentence[: match.start()]} [{marker}]{match.group(1)}"
+    return f"{sentence} [{marker}]"
+
+
 def _normal(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
@@ -127,7 +159,8 @@ def _normal(text: str) -> str:
 def _sentence_containing(passage_text: str, claim: str) -> str:
     target = _normal(claim)
     for span in sentences(passage_text):
-        if target in _normal(span.text) or _normal(span.text) in target:
+        normal = _normal(span.text)
+        if normal and (target in normal or normal in target):
             return span.text
     return ""
 

@@ -47,6 +47,8 @@ def setup_logging(settings: Settings, verbose: int = 0) -> None:
     root.setLevel(level)
     for noisy in ("httpx", "chromadb", "sentence_transformers", "transformers", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # pypdf warns ("EOF marker not found") on files the loader then reports as one error line.
+    logging.getLogger("pypdf").setLevel(logging.WARNING if verbose else logging.ERROR)
 
 
 # ---------------------------------------------------------------------------- ingest
@@ -187,8 +189,8 @@ class _progress:
 # ---------------------------------------------------------------------------- ask / chat
 def _answer_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=int, default=None, help="passages to retrieve (FOOTNOTE_RETRIEVAL__TOP_K)")
-    parser.add_argument("--backend", default=None, choices=("extractive", "openai", "ollama"),
-                        help="answer backend (FOOTNOTE_ANSWER__BACKEND)")
+    parser.add_argument("--backend", default=None, metavar="NAME",
+                        help="answer backend: extractive, openai or ollama (FOOTNOTE_ANSWER__BACKEND)")
     parser.add_argument("--model", default=None, help="LLM model name (FOOTNOTE_ANSWER__MODEL)")
     parser.add_argument("--base-url", default=None, help="LLM server URL (FOOTNOTE_ANSWER__BASE_URL)")
     parser.add_argument("--source", action="append", default=None, metavar="S",

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -45,7 +43,7 @@ class RetrievalSettings(Section):
 class AnswerSettings(Section):
     """Which backend writes the answer, and how citations are checked."""
 
-    backend: Literal["extractive", "openai", "ollama"] = Field(
+    backend: str = Field(
         "extractive", description="Answer backend: extractive (offline, default), openai, ollama.")
     model: str = Field("", description="Model name for the LLM backends.")
     base_url: str = Field("", description="Base URL of an OpenAI-compatible server or of Ollama.")
@@ -66,6 +64,16 @@ class UISettings(Section):
     port: int = Field(7860, ge=0, le=65535, description="Port the app listens on.")
     auth: SecretStr = Field(SecretStr(""), description="user:password to protect the app; empty for none.")
     max_upload_mb: float = Field(25.0, gt=0, description="Largest file accepted by the upload box.")
+
+
+class EvalSettings(Section):
+    """The evaluation harness (`python -m rag.eval`): its optional LLM judge."""
+
+    judge_base_url: str = Field("", description="OpenAI-compatible URL of the LLM judge; empty for no judge.")
+    judge_model: str = Field("", description="Model name the LLM judge is asked for.")
+    judge_api_key: SecretStr = Field(SecretStr(""), description="API key for the LLM judge's server.")
+    judge_max_tokens: int = Field(16, ge=1, description="Longest judge reply, in tokens (a verdict is one word).")
+    judge_timeout: float = Field(60.0, gt=0, description="Seconds to wait for one judge reply.")
 
 
 class Settings(BaseSettings):
@@ -90,6 +98,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     ui: UISettings = Field(default_factory=UISettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
 
     @property
     def chroma_dir(self) -> Path:

@@ -53,7 +53,7 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
     embedder = _embedder(settings)
     writer = get_backend(settings, embedder=embedder, name=backend)
     standalone = writer.rewrite(question, list(history or []))
-    timings["rewrite_s"] = time.perf_counter() - started
+    timings["prepare_s"] = time.perf_counter() - started
     mark = time.perf_counter()
     found = retrieve_passages(standalone, settings=settings, k=k, sources=sources, hybrid=hybrid, mmr=mmr)
     timings["retrieve_s"] = time.perf_counter() - mark
@@ -77,15 +77,22 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
     timings["check_s"] = time.perf_counter() - mark
     timings["total_s"] = time.perf_counter() - started
     if not checked.citations:
-        # The backend found nothing it could cite: say so rather than show uncited text.
-        text = checked.text or REFUSAL
-        yield Answer(question=question, text=text if checked.text else REFUSAL, refused=not checked.text,
-                     closest=tuple(found.passages[:3]), sentences=checked.sentences,
-                     backend=writer.name, standalone_question=standalone, timings=timings)
+        # Nothing the writer said could be tied to a passage: show it as a refusal with the
+        # closest material, keeping the writer's own words only if it said something.
+        text = checked.text if checked.text and not _is_refusal(checked.text) else REFUSAL
+        yield Answer(question=question, text=text, refused=True, closest=tuple(found.passages[:3]),
+                     sentences=checked.sentences if text != REFUSAL else (), backend=writer.name,
+                     standalone_question=standalone, timings=timings)
         return
     yield Answer(question=question, text=checked.text, citations=checked.citations,
                  sentences=checked.sentences, backend=writer.name, standalone_question=standalone,
                  timings=timings)
+
+
+def _is_refusal(text: str) -> bool:
+    lowered = text.lower()
+    return any(p in lowered for p in ("do not answer this question", "don't know", "do not know",
+                                      "not mentioned in the", "cannot answer"))
 
 
 def retrieve_passages(question: str, *, settings: Settings, k: int | None = None,

@@ -57,11 +57,16 @@ class Citation:
 
 @dataclass(frozen=True)
 class Sentence:
-    """One sentence of an answer with the markers it carries and whether it was supported."""
+    """One sentence of an answer, the markers it carries and whether its passages support it.
+
+    ``supported`` is None for sentences too short to be claims; ``attributed`` is True when the
+    writer gave no marker and the check attached the passage that supports the sentence.
+    """
 
     text: str
     markers: tuple[int, ...]
     supported: bool | None
+    attributed: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,8 @@ class Answer:
                 for p in self.closest
             ],
             "sentences": [
-                {"text": s.text, "markers": list(s.markers), "supported": s.supported}
+                {"text": s.text, "markers": list(s.markers), "supported": s.supported,
+                 "attributed": s.attributed}
                 for s in self.sentences
             ],
             "backend": self.backend,

@@ -1,16 +1,14 @@
-"""Answer backends: the ``Backend`` protocol and a factory by name."""
+"""Answer backends: the ``Backend`` protocol, a registry of factories, and lookup by name."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.errors import ConfigError
 from rag.types import Passage
-
-BACKENDS = ("extractive", "openai", "ollama")
 
 
 class Backend(Protocol):
@@ -27,19 +25,46 @@ class Backend(Protocol):
         ...
 
 
+Factory = Callable[[Settings, Embedder], Backend]
+_REGISTRY: dict[str, Factory] = {}
+
+
+def register_backend(name: str, factory: Factory) -> None:
+    """Make a backend available by ``name`` (to settings, the CLI and the app)."""
+    _REGISTRY[name] = factory
+
+
+def backend_names() -> list[str]:
+    """Names of the registered backends."""
+    return list(_REGISTRY)
+
+
 def get_backend(settings: Settings, *, embedder: Embedder, name: str | None = None) -> Backend:
     """The backend called ``name`` (default: settings.answer.backend), configured from settings."""
     name = name or settings.answer.backend
-    if name == "extractive":
-        from rag.answer.extractive import ExtractiveBackend
+    if name not in _REGISTRY:
+        raise ConfigError(f"Unknown answer backend {name!r}; choose one of {', '.join(_REGISTRY)}.")
+    return _REGISTRY[name](settings, embedder)
 
-        return ExtractiveBackend(embedder, max_sentences=settings.answer.max_sentences)
-    if name == "openai":
-        from rag.answer.openai_compat import OpenAIBackend
 
-        return OpenAIBackend(settings.answer)
-    if name == "ollama":
-        from rag.answer.ollama import OllamaBackend
+def _extractive(settings: Settings, embedder: Embedder) -> Backend:
+    from rag.answer.extractive import ExtractiveBackend
 
-        return OllamaBackend(settings.answer)
-    raise ConfigError(f"Unknown answer backend {name!r}; choose one of {', '.join(BACKENDS)}.")
+    return ExtractiveBackend(embedder, max_sentences=settings.answer.max_sentences)
+
+
+def _openai(settings: Settings, embedder: Embedder) -> Backend:
+    from rag.answer.openai_compat import OpenAIBackend
+
+    return OpenAIBackend(settings.answer)
+
+
+def _ollama(settings: Settings, embedder: Embedder) -> Backend:
+    from rag.answer.ollama import OllamaBackend
+
+    return OllamaBackend(settings.answer)
+
+
+register_backend("extractive", _extractive)
+register_backend("openai", _openai)
+register_backend("ollama", _ollama)

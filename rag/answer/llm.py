@@ -50,7 +50,7 @@ class ChatModelBackend:
     def translate(self, exc: Exception) -> BackendError:
         """A user-facing BackendError for a client exception."""
         kind = type(exc).__name__
-        retryable = any(word in kind for word in ("Connection", "Timeout", "RateLimit", "InternalServer"))
+        retryable = any(word in kind for word in ("Connect", "Timeout", "RateLimit", "InternalServer", "Unavailable"))
         return BackendError(
             f"The {self.name} backend at {self.where} failed ({kind}: {exc}). "
             "Check that the server is running and the model name is right, or use --backend extractive.",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -27,12 +26,17 @@ REWRITE = (
 )
 
 
+def quoted(text: str) -> str:
+    """Document text with angle brackets neutralised, so it cannot open or close a tag of ours."""
+    return text.replace("<", "\u2039").replace(">", "\u203a")
+
+
 def passages_block(passages: Sequence[Passage]) -> str:
-    """Passages as escaped, numbered ``<passage>`` elements, so their text cannot close the block."""
+    """Passages as numbered ``<passage>`` elements whose text cannot close the block."""
     parts = []
     for p in passages:
-        title = html.escape(p.title, quote=True)
-        parts.append(f'<passage n="{p.marker}" title="{title}">\n{html.escape(p.text, quote=False)}\n</passage>')
+        title = quoted(p.title).replace('"', "'")
+        parts.append(f'<passage n="{p.marker}" title="{title}">\n{quoted(p.text)}\n</passage>')
     return "<passages>\n" + "\n".join(parts) + "\n</passages>"
 
 

@@ -1,0 +1,121 @@
+"""Every backend passes one contract; the openai one runs against a real llama.cpp server."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from rag.answer import Backend, backend_names, get_backend
+from rag.config import Settings
+from rag.embeddings import Embedder
+from rag.errors import BackendError, ConfigError
+from rag.indexer import Indexer
+from rag.pipeline import ask, retrieve_passages
+from rag.citations import SupportChecker
+from rag.text import markers_in, strip_markers
+from tests.helpers import SEED, free_port
+from tests.scripted import script
+
+QUESTION = "Which book argues that moving labour out of agriculture caused the collapse?"
+
+
+@pytest.fixture
+def seeded(settings: Settings, embedder: Embedder) -> Settings:
+    shutil.copy(SEED, settings.corpus_dir / SEED.name)
+    Indexer(settings, embedder=embedder).sync()
+    return settings
+
+
+@pytest.fixture(params=["extractive", "scripted", "openai"])
+def backend_settings(request: pytest.FixtureRequest, seeded: Settings) -> Iterator[Settings]:
+    name = request.param
+    if name == "openai":
+        url = request.getfixturevalue("llama_server")
+        yield seeded.with_updates(**{"answer.backend": "openai", "answer.model": "smollm2",
+                                     "answer.base_url": url, "answer.max_tokens": 120})
+        return
+    if name == "scripted":
+        script("Chris Bramall argues labour was diverted from agriculture to industry [1].")
+    yield seeded.with_updates(**{"answer.backend": name})
+
+
+@pytest.mark.slow
+def test_backend_streams_text_for_relevant_passages(backend_settings: Settings, embedder: Embedder) -> None:
+    backend: Backend = get_backend(backend_settings, embedder=embedder)
+    passages = retrieve_passages(QUESTION, settings=backend_settings).passages
+    pieces = list(backend.generate(QUESTION, passages))
+    assert len(pieces) >= 1 and all(isinstance(p, str) for p in pieces)
+    assert "".join(pieces).strip()
+
+
+@pytest.mark.slow
+def test_backend_answers_only_cite_retrieved_passages(backend_settings: Settings) -> None:
+    answer = ask(QUESTION, settings=backend_settings)
+    assert answer.backend == backend_settings.answer.backend
+    retrieved = {p.marker for p in retrieve_passages(QUESTION, settings=backend_settings).passages}
+    assert set(markers_in(answer.text)) <= retrieved
+    assert {c.marker for c in answer.citations} <= retrieved
+    for sentence in answer.sentences:
+        assert sentence.supported in (True, False, None)
+    if not answer.refused:
+        assert answer.citations
+
+
+@pytest.mark.slow
+def test_backend_rewrite_returns_a_question(backend_settings: Settings, embedder: Embedder) -> None:
+    backend = get_backend(backend_settings, embedder=embedder)
+    history = [("Why did the Great Leap Forward fail?", "Labour shortages in agriculture [1].")]
+    assert backend.rewrite("And the Soviet side?", history).strip()
+    assert backend.rewrite("Plain question?", []) == "Plain question?"
+
+
+def test_registered_backends_include_the_three_shipped() -> None:
+    assert {"extractive", "openai", "ollama"} <= set(backend_names())
+
+
+def test_unknown_backend_is_a_config_error(seeded: Settings) -> None:
+    with pytest.raises(ConfigError, match="Unknown answer backend"):
+        ask(QUESTION, settings=seeded, backend="nonesuch")
+
+
+def test_llm_backend_without_model_is_a_config_error(seeded: Settings) -> None:
+    with pytest.raises(ConfigError, match="FOOTNOTE_ANSWER__MODEL"):
+        ask(QUESTION, settings=seeded, backend="openai")
+
+
+@pytest.mark.parametrize("name", ["openai", "ollama"])
+def test_unreachable_llm_server_is_a_retryable_backend_error(seeded: Settings, name: str) -> None:
+    url = f"http://127.0.0.1:{free_port()}" + ("/v1" if name == "openai" else "")
+    settings = seeded.with_updates(**{"answer.backend": name, "answer.model": "m",
+                                      "answer.base_url": url, "answer.timeout": 5})
+    with pytest.raises(BackendError) as caught:
+        ask(QUESTION, settings=settings)
+    assert caught.value.retryable
+    assert url.split("/v1")[0] in str(caught.value)
+
+
+@pytest.mark.slow
+def test_small_model_hallucinations_are_not_shown_as_supported(
+        seeded: Settings, llama_server: str, embedder: Embedder) -> None:
+    settings = seeded.with_updates(**{"answer.backend": "openai", "answer.model": "smollm2",
+                                      "answer.base_url": llama_server, "answer.max_tokens": 160})
+    answer = ask("What did Mao wish for agriculture and industry?", settings=settings)
+    passages = {p.marker: p for p in retrieve_passages(answer.standalone_question, settings=settings).passages}
+    corpus_words = " ".join(p.text for p in passages.values())
+    checker = SupportChecker(embedder)
+    threshold = settings.answer.support_threshold
+    for sentence in answer.sentences:
+        if not sentence.markers:
+            continue
+        best = max(checker.support(sentence.text, passages[m].text)[0] for m in sentence.markers)
+        # The verdict shown is the verdict of the check, re-computed independently here.
+        assert sentence.supported == (best >= threshold), sentence
+        invented = [w for w in re.findall(r"(?<!^)\b[A-Z][a-z]{2,}\b", strip_markers(sentence.text))
+                    if w not in corpus_words]
+        if invented:
+            assert sentence.supported is False, (sentence, invented)
+    for citation in answer.citations:
+        assert citation.quote in citation.passage.text
