@@ -35,7 +35,7 @@ class RetrievalSettings(Section):
     candidates: int = Field(30, ge=1, description="Candidates fetched from each retriever before fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     min_relevance: float = Field(
-        0.30, description="Relevance (cosine mixed with question coverage) below which the corpus is "
+        0.45, description="Relevance (cosine mixed with question coverage) below which the corpus is "
         "taken not to cover the question "
         "(calibrated in evals/calibrate_refusal.py).")
 
@@ -53,7 +53,7 @@ class AnswerSettings(Section):
     timeout: float = Field(120.0, gt=0, description="Seconds to wait for an LLM server.")
     max_sentences: int = Field(5, ge=1, le=20, description="Sentences in an extractive answer.")
     support_threshold: float = Field(
-        0.55, description="Combined similarity at which an answer sentence counts as supported "
+        0.50, description="Combined similarity at which an answer sentence counts as supported "
         "by its cited passage (calibrated in evals/calibrate_support.py).")
 
 

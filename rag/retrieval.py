@@ -25,7 +25,28 @@ logger = logging.getLogger(__name__)
 # alone; their specifics are what is missing. Weights and threshold: evals/calibrate_refusal.py.
 COSINE_WEIGHT = 0.5
 MISSING_SPECIFIC_FACTOR = 0.5
-SPECIFIC = re.compile(r"(?<!^)(?<![.?!]\s)\b([A-Z][A-Za-z]+|\d[\d,.]*\d|\d)\b")
+# Names (runs of capitalised words, "Bank of England") and numbers.
+SPECIFIC = re.compile(r"\b[A-Z][\w'’-]*(?:\s+(?:of\s+(?:the\s+)?)?[A-Z][\w'’-]*)*|\b\d[\d,.]*\d\b|\b\d\b")
+
+
+def specifics(question: str) -> list[str]:
+    """Names and numbers a question asks about (its opening word is not a name)."""
+    words = question.strip().split(maxsplit=1)
+    body = (words[0].lower() + " " + words[1]) if len(words) == 2 else question.lower()
+    return SPECIFIC.findall(body)
+
+
+def mentions(text: str, specific: str) -> bool:
+    """Whether ``text`` names ``specific``: verbatim, word by word, or by its acronym (GLF)."""
+    lowered = text.lower()
+    name = re.sub(r"['’]s$", "", specific).lower()
+    if name in lowered:
+        return True
+    words = [w for w in re.findall(r"[\w-]+", name) if w not in {"of", "the"}]
+    found = set(re.findall(r"[\w-]+", lowered))
+    if len(words) > 1 and "".join(w[0] for w in words) in found:
+        return True
+    return bool(words) and all(w in found for w in words)
 
 
 @dataclass(frozen=True)
@@ -50,8 +71,8 @@ def relevance(question: str, passages: Sequence[Passage]) -> float:
     for p in passages:
         coverage = len(asked & set(content_words(p.text))) / len(asked) if asked else 0.0
         best = max(best, COSINE_WEIGHT * max(p.score, 0.0) + (1 - COSINE_WEIGHT) * coverage)
-    found = " ".join(p.text for p in passages).lower()
-    missing = [w for w in SPECIFIC.findall(question.strip()) if w.lower() not in found]
+    found = " ".join(p.text for p in passages)
+    missing = [w for w in specifics(question) if not mentions(found, w)]
     return best * MISSING_SPECIFIC_FACTOR ** len(missing)
 
 
