@@ -23,7 +23,7 @@ def chunk_id(source: str, start: int, text: str) -> str:
 def make_splitter(tokenizer: Any, *, chunk_tokens: int, overlap_tokens: int, max_seq_length: int) -> RecursiveCharacterTextSplitter:
     """A LangChain splitter measuring length in ``tokenizer`` word pieces, capped to the model."""
     size = min(chunk_tokens, max_seq_length - SPECIAL_TOKENS)
-    return RecursiveCharacterTextSplitter.from_huggingface_tokenizer(
+    splitter = RecursiveCharacterTextSplitter.from_huggingface_tokenizer(
         tokenizer,
         chunk_size=size,
         chunk_overlap=min(overlap_tokens, size // 2),
@@ -31,6 +31,8 @@ def make_splitter(tokenizer: Any, *, chunk_tokens: int, overlap_tokens: int, max
         keep_separator="end",
         strip_whitespace=True,
     )
+    assert isinstance(splitter, RecursiveCharacterTextSplitter)
+    return splitter
 
 
 def split(documents: Iterable[Document], splitter: RecursiveCharacterTextSplitter) -> list[Document]:
@@ -46,13 +48,20 @@ def split(documents: Iterable[Document], splitter: RecursiveCharacterTextSplitte
         base = int(doc.metadata.get("offset", 0))
         source = str(doc.metadata["source"])
         cursor = 0
+        previous_end = 0
         for piece in splitter.split_text(text):
-            local = text.find(piece, cursor)
+            # Each chunk ends after the previous one (overlap only repeats its tail), so searching
+            # from there finds the right copy of repeated text ("U.S.S.R. U.S.S.R."), not an
+            # earlier one.
+            local = text.find(piece, max(cursor, previous_end - len(piece) + 1))
+            if local < 0:
+                local = text.find(piece, cursor)
             if local < 0:  # cannot happen with strip-only splitting; guard the invariant anyway
                 local = text.find(piece)
             if local < 0:
                 raise ValueError(f"chunk of {source} not found in its text")
             cursor = local + 1
+            previous_end = local + len(piece)
             start = base + local
             n = index_by_source.get(source, 0)
             index_by_source[source] = n + 1

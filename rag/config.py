@@ -94,11 +94,11 @@ class Settings(BaseSettings):
     fetch_timeout: float = Field(15.0, gt=0, description="Seconds allowed to fetch a URL.")
     lock_timeout: float = Field(300.0, ge=0, description="Seconds an ingest waits for another to finish.")
     log_level: str = Field("WARNING", description="Logging level for the CLI and app.")
-    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
-    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
-    answer: AnswerSettings = Field(default_factory=AnswerSettings)
-    ui: UISettings = Field(default_factory=UISettings)
-    eval: EvalSettings = Field(default_factory=EvalSettings)
+    chunking: ChunkingSettings = Field(default_factory=lambda: ChunkingSettings())
+    retrieval: RetrievalSettings = Field(default_factory=lambda: RetrievalSettings())
+    answer: AnswerSettings = Field(default_factory=lambda: AnswerSettings())
+    ui: UISettings = Field(default_factory=lambda: UISettings())
+    eval: EvalSettings = Field(default_factory=lambda: EvalSettings())
 
     @property
     def chroma_dir(self) -> Path:

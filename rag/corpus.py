@@ -70,7 +70,7 @@ def copy_in(path: Path, corpus_dir: Path, *, name: str | None = None, max_bytes:
         raise IngestError(f"{filename}: cannot read file ({exc.strerror or exc}).") from exc
     if size > max_bytes:
         raise IngestError(
-            f"{filename}: file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit "
+            f"{filename}: file is {size / 1e6:.3g} MB, over the {max_bytes / 1e6:g} MB limit "
             "(FOOTNOTE_MAX_FILE_MB raises it)."
         )
     corpus_dir.mkdir(parents=True, exist_ok=True)
@@ -113,7 +113,7 @@ def fetch_url(url: str, corpus_dir: Path, *, timeout: float, max_bytes: int) -> 
                 for part in response.iter_bytes():
                     body.extend(part)
                     if len(body) > max_bytes:
-                        raise IngestError(f"{url}: response is over the {max_bytes / 1e6:.0f} MB limit.")
+                        raise IngestError(f"{url}: response is over the {max_bytes / 1e6:g} MB limit.")
     except httpx.HTTPError as exc:
         raise IngestError(f"{url}: cannot fetch ({type(exc).__name__}: {exc}).") from exc
     fetched = datetime.now(timezone.utc).isoformat(timespec="seconds")

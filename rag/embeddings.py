@@ -64,8 +64,8 @@ class Embedder(Embeddings):
         self.name = name
         self.batch_size = batch_size
         self.tokenizer: Any = self.model.tokenizer
-        self.max_seq_length: int = int(self.model.max_seq_length)
-        self.dimension: int = int(self.model.get_embedding_dimension())
+        self.max_seq_length: int = int(self.model.max_seq_length or 512)
+        self.dimension: int = int(self.model.get_embedding_dimension() or 0)
         logger.info("loaded embedding model %s in %.2fs", name, time.perf_counter() - started)
 
     def embed(

@@ -132,9 +132,10 @@ class Indexer:
         report = IngestReport()
         with ingest_lock(self.settings.data_dir, timeout=self.settings.lock_timeout):
             store = Store(self.settings, create=True, rebuild=rebuild)
-            manifest = Manifest.load(self.manifest_path, collection=store.name)
-            if rebuild:
-                manifest.entries.clear()
+            # On rebuild the old manifest is not even read: it may be the unreadable one that
+            # told the user to rebuild.
+            manifest = (Manifest(self.manifest_path, store.name) if rebuild
+                        else Manifest.load(self.manifest_path, collection=store.name))
             corpus_dir = self.settings.corpus_dir
             files = corpus.scan(corpus_dir) if only is None else only
             self.progress.files(len(files))
@@ -151,7 +152,9 @@ class Indexer:
                         pending.append(item)
                         self.progress.chunks(len(item.chunks))
                 except IngestError as exc:
-                    logger.warning("%s", exc)
+                    # Reported through report.failed (the CLI prints it once); a WARNING here
+                    # would show every failure twice.
+                    logger.info("not indexed: %s", exc)
                     report.failed.append((source, str(exc)))
                 self.progress.file_done(source)
                 if sum(len(p.chunks) for p in pending) >= COMMIT_CHUNKS:
@@ -163,7 +166,7 @@ class Indexer:
                     self._drop(source, store, manifest)
                     report.removed.append(source)
             manifest.save()
-            if report.added or report.updated or report.removed or rebuild:
+            if report.removed or rebuild:  # _commit marks its own writes
                 store.mark_changed()
             store.refresh_keywords()
             report.chunks_total = store.count()
@@ -187,7 +190,7 @@ class Indexer:
                         raise IngestError(f"{item}: no such file.")
                     landed.append(corpus.copy_in(path, self.settings.corpus_dir, max_bytes=self.max_bytes))
             except IngestError as exc:
-                logger.warning("%s", exc)
+                logger.info("not added: %s", exc)
                 report.failed.append((item, str(exc)))
         report.merge(self.sync(only=landed))
         return report
@@ -265,7 +268,7 @@ class Indexer:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         for item in pending:
             keys = [_text_key(c.page_content) for c in item.chunks]
-            matrix = np.vstack([fresh.get(k, reusable.get(k)) for k in keys])
+            matrix = np.vstack([fresh[k] if k in fresh else reusable[k] for k in keys])
             report.chunks_reused += sum(1 for k in keys if k not in fresh)
             ids = [str(c.id) for c in item.chunks]
             store.upsert(ids, [c.page_content for c in item.chunks],
@@ -281,6 +284,9 @@ class Indexer:
                 size=item.size, chunk_ids=ids,
             )
             (report.updated if item.previous else report.added).append(item.source)
+        # Before the manifest records the work: a crash after this point must not leave other
+        # processes' keyword indexes believing nothing changed.
+        store.mark_changed()
         manifest.save()
 
     @staticmethod

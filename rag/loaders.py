@@ -50,7 +50,7 @@ def load(path: Path, *, source: str, max_bytes: int) -> list[Document]:
         size = path.stat().st_size
         if size > max_bytes:
             raise IngestError(
-                f"{source}: file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit "
+                f"{source}: file is {size / 1e6:.3g} MB, over the {max_bytes / 1e6:g} MB limit "
                 "(FOOTNOTE_MAX_FILE_MB raises it)."
             )
         data = path.read_bytes()
@@ -170,7 +170,7 @@ def _read_pdf(data: bytes, source: str) -> tuple[list[tuple[int | None, str]], d
     try:
         reader = PdfReader(io.BytesIO(data))
         pages = [(i + 1, page.extract_text() or "") for i, page in enumerate(reader.pages)]
-        info = reader.metadata or {}
+        info: Any = reader.metadata or {}
     except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
         raise IngestError(f"{source}: corrupt or unreadable PDF ({exc}).") from exc
     if not any(text.strip() for _, text in pages):
@@ -194,12 +194,16 @@ def html_to_text(html: str) -> tuple[str, str]:
 
     soup = BeautifulSoup(html, "lxml")
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    # trafilatura with favor_recall keeps <nav>/<footer> text on short pages: drop them first.
+    for tag in soup(["script", "style", "nav", "aside", "noscript", "form"]):
+        tag.decompose()
+    for tag in soup(["header", "footer"]):
+        if not tag.find_parent(["article", "main"]):
+            tag.decompose()
     text = trafilatura.extract(
-        html, include_comments=False, include_tables=True, favor_recall=True, deduplicate=False
+        str(soup), include_comments=False, include_tables=True, favor_recall=True, deduplicate=False
     ) or ""
     if not text.strip():
-        for tag in soup(["script", "style", "nav", "header", "footer", "aside", "noscript", "form"]):
-            tag.decompose()
         body = soup.body or soup
         text = "\n\n".join(
             line for line in (p.strip() for p in body.get_text("\n").split("\n")) if line

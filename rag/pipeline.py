@@ -104,7 +104,7 @@ def retrieve_passages(question: str, *, settings: Settings, k: int | None = None
         return retrieve(question, settings=settings, store=store, embedder=_embedder(settings), k=k,
                         sources=sources, hybrid=hybrid, mmr=mmr)
     except IndexNotFoundError:
-        _store.cache_clear()  # the collection may have been rebuilt since it was opened
+        _cached_store.cache_clear()  # the collection may have been rebuilt since it was opened
         store = _store(settings)
         return retrieve(question, settings=settings, store=store, embedder=_embedder(settings), k=k,
                         sources=sources, hybrid=hybrid, mmr=mmr)
@@ -124,8 +124,6 @@ def _store(settings: Settings) -> Store:
     return _cached_store(str(settings.data_dir.resolve()), settings.chroma_url,
                          settings.index_fingerprint(), settings.model_dump_json())
 
-
-_store.cache_clear = _cached_store.cache_clear  # type: ignore[attr-defined]
 
 
 def closest_passages(answer: Answer) -> list[Passage]:

@@ -108,11 +108,11 @@ def retrieve(question: str, *, settings: Settings, store: Store, embedder: Embed
     by_id.update({c.id: c for c in store.get(missing)})
     order = _dedupe([i for i in order if i in by_id], by_id)
     candidates = order[: max(k * 3, k)] if mmr else order[:k]
-    vectors = {c.id: c.embedding for c in store.get(candidates, with_vectors=True)}
-    similarity = {i: float(np.dot(query, vectors[i])) for i in candidates if vectors.get(i) is not None}
+    vectors = {c.id: c.embedding for c in store.get(candidates, with_vectors=True) if c.embedding is not None}
+    similarity = {i: float(np.dot(query, vectors[i])) for i in candidates if i in vectors}
     if mmr and len(candidates) > k:
         picked = maximal_marginal_relevance(
-            query, [vectors[i] for i in candidates], lambda_mult=opts.mmr_lambda, k=k)
+            query, [vectors[i].tolist() for i in candidates], lambda_mult=opts.mmr_lambda, k=k)
         candidates = [candidates[n] for n in picked]
     passages = []
     for marker, chunk_id in enumerate(candidates[:k], start=1):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import SecretStr
+
 from rag.answer.llm import ChatModelBackend
 from rag.config import AnswerSettings
 from rag.errors import ConfigError
@@ -21,7 +23,7 @@ class OpenAIBackend(ChatModelBackend):
             model=options.model,
             base_url=options.base_url or None,
             # Local servers ignore the key but the client insists on one.
-            api_key=options.api_key.get_secret_value() or "not-needed",
+            api_key=options.api_key if options.api_key.get_secret_value() else SecretStr("not-needed"),
             temperature=options.temperature,
             timeout=options.timeout,
             max_retries=1,

@@ -1,0 +1,103 @@
+"""Plain helpers for tests: real PDF and Word files, free ports, the ingest CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURE_CORPUS = REPO / "tests" / "fixtures" / "corpus"
+SEED = REPO / "corpus" / "stalin-industrialisation-vs-great-leap-forward.txt"
+
+
+def make_pdf(path: Path, pages: list[str], title: str | None = None, author: str | None = None) -> Path:
+    """Write a real PDF with one page per string (text wrapped into lines), and optional metadata.
+
+    An empty string gives a page without a text layer: only a drawn rectangle.
+    """
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pdf = canvas.Canvas(str(path), pagesize=A4)
+    if title is not None:
+        pdf.setTitle(title)
+    if author is not None:
+        pdf.setAuthor(author)
+    _, height = A4
+    for text in pages:
+        if not text:
+            pdf.rect(100, 400, 200, 150, stroke=1, fill=1)
+        else:
+            y = height - 72
+            for paragraph in text.split("\n"):
+                words, line = paragraph.split(), ""
+                for word in words:
+                    if len(line) + len(word) + 1 > 80:
+                        pdf.drawString(72, y, line)
+                        y -= 14
+                        line = word
+                    else:
+                        line = f"{line} {word}".strip()
+                pdf.drawString(72, y, line)
+                y -= 20
+        pdf.showPage()
+    pdf.save()
+    return path
+
+
+def make_docx(path: Path, paragraphs: list[str], title: str | None = None, author: str | None = None) -> Path:
+    """Write a real Word file with these paragraphs and optional core-property title and author."""
+    import docx
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = docx.Document()
+    for text in paragraphs:
+        document.add_paragraph(text)
+    if title is not None:
+        document.core_properties.title = title
+    if author is not None:
+        document.core_properties.author = author
+    document.save(str(path))
+    return path
+
+
+def copy_fixture_corpus(target: Path) -> list[Path]:
+    """Copy tests/fixtures/corpus into ``target``; return the copies, sorted."""
+    target.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for path in sorted(FIXTURE_CORPUS.iterdir()):
+        if path.is_file():
+            copied.append(Path(shutil.copy2(path, target / path.name)))
+    return copied
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (right now)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_ingest(*args: str, corpus: Path, data: Path, env: dict[str, str] | None = None,
+               timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """Run `python ingest.py ARGS` from the repository root, as a user would.
+
+    No FOOTNOTE_* variable is inherited: the corpus and data folders and ``env`` are all it sees.
+    """
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTNOTE_")}
+    full_env.update(PYTHONIOENCODING="utf-8", COLUMNS="200", FOOTNOTE_CORPUS_DIR=str(corpus),
+                    FOOTNOTE_DATA_DIR=str(data), **(env or {}))
+    return subprocess.run(
+        [sys.executable, "ingest.py", *args], cwd=REPO, env=full_env, capture_output=True,
+        text=True, encoding="utf-8", timeout=timeout,
+    )
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The `error: ...` lines the CLI printed."""
+    return [line for line in stderr.splitlines() if line.startswith("error: ")]
