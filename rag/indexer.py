@@ -175,24 +175,33 @@ class Indexer:
         return report
 
     def add(self, items: list[str]) -> IngestReport:
-        """Copy files (or fetch URLs) into the corpus, then index just those."""
+        """Copy files (or fetch URLs) into the corpus, then index just those.
+
+        A file that cannot be indexed is taken out of the corpus again (unless identical bytes
+        were already there), so it does not fail again on every sync.
+        """
         report = IngestReport()
+        corpus_dir = self.settings.corpus_dir
+        before = set(corpus.scan(corpus_dir)) if corpus_dir.is_dir() else set()
         landed: list[Path] = []
         for item in items:
             try:
                 if item.startswith(("http://", "https://")):
                     landed.append(corpus.fetch_url(
-                        item, self.settings.corpus_dir, timeout=self.settings.fetch_timeout,
-                        max_bytes=self.max_bytes))
+                        item, corpus_dir, timeout=self.settings.fetch_timeout, max_bytes=self.max_bytes))
                 else:
                     path = Path(item)
                     if not path.is_file():
                         raise IngestError(f"{item}: no such file.")
-                    landed.append(corpus.copy_in(path, self.settings.corpus_dir, max_bytes=self.max_bytes))
+                    landed.append(corpus.copy_in(path, corpus_dir, max_bytes=self.max_bytes))
             except IngestError as exc:
                 logger.info("not added: %s", exc)
                 report.failed.append((item, str(exc)))
         report.merge(self.sync(only=landed))
+        fresh = {corpus.source_of(p, corpus_dir): p for p in landed if p not in before}
+        for source, _ in report.failed:
+            if source in fresh:
+                fresh[source].unlink(missing_ok=True)
         return report
 
     def remove(self, sources: list[str]) -> IngestReport:

@@ -53,6 +53,6 @@ class ChatModelBackend:
         retryable = any(word in kind for word in ("Connect", "Timeout", "RateLimit", "InternalServer", "Unavailable"))
         return BackendError(
             f"The {self.name} backend at {self.where} failed ({kind}: {exc}). "
-            "Check that the server is running and the model name is right, or use --backend extractive.",
+            "Check that the server is running and the model name is right, or switch to the extractive backend.",
             retryable=retryable,
         )
