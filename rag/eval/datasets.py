@@ -73,20 +73,20 @@ class EvalDataset:
         return len(self.items)
 
 
-def load_dataset(path: str | Path, *, format: str | None = None) -> EvalDataset:
+def load_dataset(path: str | Path, *, kind: str | None = None) -> EvalDataset:
     """Read an evaluation dataset, detecting its format from the suffix and content.
 
     Args:
         path: a ``.jsonl`` file of our format, a LlamaIndex ``rag_dataset.json``, a SQuAD
             v1.1/v2.0 JSON file, or a CSV with question and answer columns.
-        format: force one of ``FORMATS`` instead of detecting it.
+        kind: force one of ``FORMATS`` instead of detecting it.
 
     Raises:
         DatasetError: the file is missing, unreadable, of an unknown format, or malformed.
     """
     path = Path(path)
-    if format is not None and format not in FORMATS:
-        raise DatasetError(f"Unknown dataset format {format!r}; use one of {', '.join(FORMATS)}.")
+    if kind is not None and kind not in FORMATS:
+        raise DatasetError(f"Unknown dataset format {kind!r}; use one of {', '.join(FORMATS)}.")
     try:
         raw = path.read_bytes()
     except FileNotFoundError as exc:
@@ -102,7 +102,13 @@ def load_dataset(path: str | Path, *, format: str | None = None) -> EvalDataset:
     if not text.strip():
         raise DatasetError(f"Dataset {path} is empty.")
 
-    kind = format or _detect(path, text)
+    kind = kind or _detect(path, text)
+    if kind not in FORMATS:
+        raise DatasetError(
+            f"{path}: unknown dataset format. Expected JSON Lines with a \"question\" per line, "
+            "a LlamaIndex rag_dataset.json (\"examples\"), SQuAD JSON (\"data\" with "
+            "\"paragraphs\"), or a CSV with question and answer columns."
+        )
     if kind == "csv":
         dataset = EvalDataset(path, "csv", _read_csv(path, text))
     elif kind == "jsonl":
@@ -112,17 +118,15 @@ def load_dataset(path: str | Path, *, format: str | None = None) -> EvalDataset:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DatasetError(f"{path}: invalid JSON at line {exc.lineno} ({exc.msg}).") from exc
-        if kind == "llamaindex":
-            dataset = EvalDataset(path, "llamaindex", _read_llamaindex(path, data))
-        elif kind == "squad":
+        if kind == "squad":
+            if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+                raise DatasetError(f"{path}: a SQuAD file needs a \"data\" list of articles.")
             items, documents = _read_squad(path, data)
             dataset = EvalDataset(path, "squad", items, documents)
         else:
-            raise DatasetError(
-                f"{path}: unknown dataset format. Expected JSON Lines with a \"question\" per line, "
-                "a LlamaIndex rag_dataset.json (\"examples\"), SQuAD JSON (\"data\" with "
-                "\"paragraphs\"), or a CSV with question and answer columns."
-            )
+            if not isinstance(data, dict) or not isinstance(data.get("examples"), list):
+                raise DatasetError(f"{path}: a LlamaIndex rag_dataset.json needs an \"examples\" list.")
+            dataset = EvalDataset(path, "llamaindex", _read_llamaindex(path, data))
     if not dataset.items:
         raise DatasetError(f"Dataset {path} holds no questions.")
     _check_unique_ids(path, dataset.items)
@@ -169,7 +173,7 @@ def _read_jsonl(path: Path, text: str) -> list[EvalItem]:
         except json.JSONDecodeError as exc:
             raise DatasetError(f"{path}: invalid JSON at line {exc.lineno} ({exc.msg}).") from exc
         return [_item_from_record(path, i + 1, rec, f"item {i + 1}") for i, rec in enumerate(records)]
-    items = []
+    items: list[EvalItem] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -315,7 +319,7 @@ def _read_csv(path: Path, text: str) -> list[EvalItem]:
         )
     id_col, c_col = column(("id",)), column(CONTEXT_COLUMNS)
     ok_col, answers_col = column(("answerable",)), column(("answers",))
-    items = []
+    items: list[EvalItem] = []
     for lineno, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue

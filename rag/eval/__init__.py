@@ -1,0 +1,8 @@
+"""Evaluation of retrieval, answers and citations over a question set: `python -m rag.eval`."""
+
+from __future__ import annotations
+
+from rag.eval.datasets import DatasetError, EvalDataset, EvalItem, load_dataset
+from rag.eval.runner import EvalReport, evaluate, prepare_index
+
+__all__ = ["DatasetError", "EvalDataset", "EvalItem", "EvalReport", "evaluate", "load_dataset", "prepare_index"]
