@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 # Relevance mixes the best passage's cosine with how much of the question it covers; every
 # name or number of the question found in no passage halves it. Near-topic questions the corpus
 # cannot answer ("the Soviet grain harvest in 1937") score as high as answerable ones on cosine
-# alone; their specifics are what is missing. Weights and threshold: evals/calibrate_refusal.py.
+# alone; their specifics are what is missing. Weights and threshold: evals/calibrate.py.
 COSINE_WEIGHT = 0.5
 MISSING_SPECIFIC_FACTOR = 0.5
 # Names (runs of capitalised words, "Bank of England") and numbers.

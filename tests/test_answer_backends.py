@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -12,21 +11,13 @@ from rag.answer import Backend, backend_names, get_backend
 from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.errors import BackendError, ConfigError
-from rag.indexer import Indexer
 from rag.pipeline import ask, retrieve_passages
 from rag.citations import SupportChecker
 from rag.text import markers_in, strip_markers
-from tests.helpers import SEED, free_port
+from tests.helpers import free_port
 from tests.scripted import script
 
 QUESTION = "Which book argues that moving labour out of agriculture caused the collapse?"
-
-
-@pytest.fixture
-def seeded(settings: Settings, embedder: Embedder) -> Settings:
-    shutil.copy(SEED, settings.corpus_dir / SEED.name)
-    Indexer(settings, embedder=embedder).sync()
-    return settings
 
 
 @pytest.fixture(params=["extractive", "scripted", "openai"])

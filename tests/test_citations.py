@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 
-import pytest
 
 from rag.citations import SupportChecker, check, support
 from rag.config import Settings
 from rag.embeddings import Embedder
-from rag.indexer import Indexer
 from rag.pipeline import ask
 from rag.text import markers_in, sentences
 from rag.types import Passage
@@ -19,13 +16,6 @@ from tests.scripted import ScriptedBackend, script
 BRAMALL = ("In Chinese Economic Development, Chris Bramall argues the diversion of labour from "
            "agriculture to industry led to a collapse of productivity due to labour shortages.")
 QUESTION = "Which book argues that moving labour out of agriculture caused the collapse?"
-
-
-@pytest.fixture
-def seeded(settings: Settings, embedder: Embedder) -> Settings:
-    shutil.copy(SEED, settings.corpus_dir / SEED.name)
-    Indexer(settings, embedder=embedder).sync()
-    return settings
 
 
 def _passage(marker: int, text: str) -> Passage:

@@ -21,13 +21,6 @@ INJECTION = (
 )
 
 
-@pytest.fixture
-def seeded(settings: Settings, embedder: Embedder) -> Settings:
-    shutil.copy(SEED, settings.corpus_dir / SEED.name)
-    Indexer(settings, embedder=embedder).sync()
-    return settings
-
-
 def test_seed_question_is_answered_from_bramall(seeded: Settings) -> None:
     answer = ask("Which book argues that moving labour out of agriculture caused the collapse?", settings=seeded)
     assert not answer.refused

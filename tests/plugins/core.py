@@ -19,7 +19,7 @@ import pytest
 
 from rag.config import BUNDLED_MODEL, Settings, build_settings
 from rag.embeddings import Embedder, get_embedder
-from tests.helpers import copy_fixture_corpus, free_port
+from tests.helpers import SEED, copy_fixture_corpus, free_port
 
 ARTICLE_HTML = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>The Stakhanovite movement</title>
@@ -59,6 +59,16 @@ def settings(tmp_path: Path) -> Settings:
 def fixture_corpus(settings: Settings) -> list[Path]:
     """tests/fixtures/corpus copied into the settings' corpus folder."""
     return copy_fixture_corpus(settings.corpus_dir)
+
+
+@pytest.fixture
+def seeded(settings: Settings, embedder: Embedder) -> Settings:
+    """Settings whose corpus holds the seed document, already indexed."""
+    from rag.indexer import Indexer
+
+    shutil.copy(SEED, settings.corpus_dir / SEED.name)
+    Indexer(settings, embedder=embedder).sync()
+    return settings
 
 
 @pytest.fixture(scope="session")
