@@ -27,17 +27,56 @@ class Span:
     end: int
 
 
+# Words after which a full stop does not end a sentence.
+ABBREVIATIONS = frozenset("""mr mrs ms dr prof st mt vs etc eg ie cf al fig no vol ed eds jr sr co
+    corp inc ltd gen col lt sgt rev hon pp ca approx dept univ""".split())
+PARAGRAPH = re.compile(r"(?:[^\n]|\n(?![ \t]*\n))+")
+# A line shorter than this that does not end in punctuation is a heading, not a wrapped line.
+HEADING_CHARS = 60
+
+
 def sentences(text: str) -> list[Span]:
-    """Split ``text`` into sentences, keeping citation markers with the sentence they follow."""
+    """Split ``text`` into sentences, keeping citation markers with the sentence they follow.
+
+    Blank lines end paragraphs; a single line break ends a sentence only after end punctuation
+    or a short heading line (PDF text wraps mid-sentence); "U.S." and "Dr." do not end one.
+    """
     spans: list[Span] = []
-    for block_match in re.finditer(r"[^\n]+", text):
-        block, offset = block_match.group(), block_match.start()
-        cursor = 0
-        for end in BOUNDARY.finditer(block):
-            _add(spans, block, offset, cursor, end.end())
-            cursor = end.end()
-        _add(spans, block, offset, cursor, len(block))
+    for paragraph in PARAGRAPH.finditer(text):
+        for start, end in _lines(paragraph.group(), paragraph.start()):
+            block = text[start:end]
+            cursor = 0
+            for boundary in BOUNDARY.finditer(block):
+                if _is_abbreviation(block, boundary.start()):
+                    continue
+                _add(spans, block, start, cursor, boundary.end())
+                cursor = boundary.end()
+            _add(spans, block, start, cursor, len(block))
     return spans
+
+
+def _lines(paragraph: str, offset: int) -> list[tuple[int, int]]:
+    """(start, end) of the runs of a paragraph that a line break genuinely separates."""
+    runs: list[tuple[int, int]] = []
+    start = 0
+    for match in re.finditer(r"\n", paragraph):
+        line = paragraph[start:match.start()].rstrip()
+        previous_line = line.rsplit("\n", 1)[-1]
+        if re.search(r"[.!?:;\"”’)\]]$", line) or (len(previous_line) < HEADING_CHARS and not line.endswith((",", "-"))):
+            runs.append((offset + start, offset + match.start()))
+            start = match.end()
+    runs.append((offset + start, offset + len(paragraph)))
+    return runs
+
+
+def _is_abbreviation(block: str, dot: int) -> bool:
+    if block[dot] != ".":
+        return False
+    word = re.search(r"([A-Za-z.]+)$", block[:dot])
+    if not word:
+        return False
+    token = word.group(1)
+    return bool(re.fullmatch(r"(?:[A-Za-z]\.)*[A-Za-z]", token)) or token.lower().replace(".", "") in ABBREVIATIONS
 
 
 def _add(spans: list[Span], block: str, offset: int, start: int, end: int) -> None:

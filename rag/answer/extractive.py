@@ -37,6 +37,7 @@ class ExtractiveBackend:
         candidates = [
             (p.marker, s.text) for p in passages for s in sentences(p.text)
             if len(s.text.split()) >= MIN_WORDS and not s.text.rstrip().endswith("?")
+            and not _is_heading(s.text)
         ]
         if not candidates:
             return
@@ -69,6 +70,11 @@ class ExtractiveBackend:
         have = set(content_words(question))
         carried = [w for w in dict.fromkeys(content_words(previous)) if w not in have][:8]
         return f"{question} ({' '.join(carried)})" if carried else question
+
+
+def _is_heading(sentence: str) -> bool:
+    """A title line: short and without end punctuation."""
+    return len(sentence.split()) < 12 and not re.search(r"[.!:;\"”’)\]]$", sentence.rstrip())
 
 
 def _is_follow_up(question: str) -> bool:
