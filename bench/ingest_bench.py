@@ -107,7 +107,7 @@ def child(kind: str, corpus: Path, data: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--modules", type=int, default=60)
+    parser.add_argument("--modules", type=int, default=25)
     parser.add_argument("--child", choices=("footnote", "textbook"))
     parser.add_argument("--corpus", type=Path)
     parser.add_argument("--data", type=Path)
