@@ -105,7 +105,9 @@ class Indexer:
     def embedder(self) -> Embedder:
         """The embedding model, loaded on first use: an unchanged corpus never loads it."""
         if self._embedder is None:
-            self._embedder = get_embedder(self.settings.embedding_model, self.settings.embedding_batch_size)
+            self._embedder = get_embedder(self.settings.embedding_model, self.settings.embedding_batch_size,
+                                          backend=self.settings.embedding_backend,
+                                          cache_dir=self.settings.data_dir / "models")
         return self._embedder
 
     @functools.cached_property

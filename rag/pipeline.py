@@ -111,7 +111,8 @@ def retrieve_passages(question: str, *, settings: Settings, k: int | None = None
 
 
 def _embedder(settings: Settings) -> Embedder:
-    return get_embedder(settings.embedding_model, settings.embedding_batch_size)
+    return get_embedder(settings.embedding_model, settings.embedding_batch_size,
+                        backend=settings.embedding_backend, cache_dir=settings.data_dir / "models")
 
 
 @functools.lru_cache(maxsize=8)
