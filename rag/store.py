@@ -84,6 +84,7 @@ class Store:
         self.client = connect(settings)
         self.expected = {
             "embedding_model": settings.embedding_model,
+            "embedding_backend": settings.embedding_backend,
             "chunk_tokens": settings.chunking.chunk_tokens,
             "overlap_tokens": settings.chunking.overlap_tokens,
         }
@@ -108,9 +109,11 @@ class Store:
         if stale:
             meta = stale[0].metadata or {}
             raise StaleIndexError(
-                f"The index was built with model {meta.get('embedding_model')!r} and "
+                f"The index was built with model {meta.get('embedding_model')!r} "
+                f"({meta.get('embedding_backend', 'torch')}) and "
                 f"{meta.get('chunk_tokens')}/{meta.get('overlap_tokens')}-token chunks, but the "
-                f"settings now say {self.expected['embedding_model']!r} and "
+                f"settings now say {self.expected['embedding_model']!r} "
+                f"({self.expected['embedding_backend']}) and "
                 f"{self.expected['chunk_tokens']}/{self.expected['overlap_tokens']}. "
                 "Run `python ingest.py --rebuild` to re-index with the new settings."
             )
