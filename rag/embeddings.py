@@ -421,8 +421,10 @@ def _export(spec: ModelSpec, tokenizer: Any, folder: Path) -> None:
             opset_version=ONNX_OPSET, dynamo=False, do_constant_folding=True,
         )
     # Per-channel: per-tensor int8 is no faster here and loses too much (cosine 0.93 to torch).
-    with _root_logging_silenced_for("onnxruntime"):
-        quantize_dynamic(str(fp32), str(folder / ONNX_FILE), per_channel=True, weight_type=QuantType.QInt8)
+    # The quantiser writes scratch files into the working directory: keep them in the partial folder.
+    source, target, scratch = fp32.resolve(), (folder / ONNX_FILE).resolve(), folder.resolve()
+    with _root_logging_silenced_for("onnxruntime"), contextlib.chdir(scratch):
+        quantize_dynamic(str(source), str(target), per_channel=True, weight_type=QuantType.QInt8)
     fp32.unlink()
 
     onnx_model = OnnxModel(spec, folder / ONNX_FILE, tokenizer)
