@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.helpers import REPO, SEED, make_pdf
 from tests.plugins.app import RunningApp
@@ -278,8 +279,12 @@ def test_follow_up_uses_the_conversation_and_new_conversation_forgets_it(app: Ap
 
 def test_answer_settings_apply_to_the_next_answer(app: AppPage) -> None:
     app.page.click("#fn-settings button, #fn-settings .label-wrap")
+    # Set k through the slider itself (an input event, bound at once) and through its number
+    # box, then leave the box so Gradio commits the value before the question is sent.
+    app.page.locator("#fn-k input[type=range]").fill("1")
     app.page.locator("#fn-k input[type=number]").fill("1")
-    app.page.locator("#fn-k input[type=number]").press("Enter")
+    app.page.locator("#fn-k input[type=number]").press("Tab")
+    expect(app.page.locator("#fn-k input[type=range]")).to_have_value("1")
     answer = app.ask("Why did Mao oppose the Soviet model?")
     assert answer.locator("a.fn-cite").count() >= 1
     assert app.current_sources().locator(".fn-source").count() == 1

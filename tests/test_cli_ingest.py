@@ -132,7 +132,7 @@ def test_changed_chunk_size_is_one_error_line_and_exit_1(cli_index, main, monkey
 
     assert result.code == 1
     assert len(result.err.splitlines()) == 1
-    assert result.err.startswith("error: The index was built with model 'all-MiniLM-L6-v2' and 200/40")
+    assert result.err.startswith("error: The index was built with model 'all-MiniLM-L6-v2' (torch) and 200/40")
     assert "python ingest.py --rebuild" in result.err
 
 
