@@ -486,14 +486,14 @@ def _remove_stale_partials(cache_dir: Path) -> None:
 def _local_folder(name: str, path: str) -> Path:
     if Path(path).is_dir():
         return Path(path)
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import try_to_load_from_cache
 
+    # Only the local Hugging Face cache is consulted: this function never opens a connection.
     repo_ids = [path] if "/" in path else [f"sentence-transformers/{path}", path]
     for repo_id in repo_ids:
-        try:
-            return Path(snapshot_download(repo_id, local_files_only=True))
-        except Exception:  # not in the local cache under this id; try the next
-            continue
+        cached = try_to_load_from_cache(repo_id, "modules.json")
+        if isinstance(cached, str):
+            return Path(cached).parent
     raise ConfigError(
         f"Cannot find embedding model {name!r} offline: the onnx-int8 backend needs a local folder or "
         "a model already in the Hugging Face cache. FOOTNOTE_EMBEDDING_MODEL sets it."

@@ -76,6 +76,16 @@ def copy_fixture_corpus(target: Path) -> list[Path]:
     return copied
 
 
+def stop(process: subprocess.Popen[bytes], *, timeout: float = 15) -> None:
+    """Terminate a server started by a fixture; kill it if it will not go."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on (right now)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -19,7 +19,7 @@ import pytest
 
 from rag.config import BUNDLED_MODEL, Settings, build_settings
 from rag.embeddings import Embedder, get_embedder
-from tests.helpers import SEED, copy_fixture_corpus, free_port
+from tests.helpers import SEED, copy_fixture_corpus, free_port, stop
 
 ARTICLE_HTML = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>The Stakhanovite movement</title>
@@ -110,12 +110,7 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.2)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers import stop
+
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Loading the 98 MB model takes a second or two; a cold import of llama_cpp on a busy CI box more.
 STARTUP_SECONDS = 120.0
@@ -72,9 +74,4 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             _wait_ready(process, url, log)
             yield url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            stop(process)
