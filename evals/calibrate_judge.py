@@ -1,0 +1,181 @@
+"""Fit the answerability judge and the model-assisted support check; write rag/calibration.json.
+
+Fitted on calibration data only: the ``calibration`` half of evals/paraphrase.jsonl plus every
+question of evals/dev.jsonl (refusal), and the ``calibration`` half of evals/support_pairs.jsonl
+(support). The held-out halves are scored with the fitted models and the figures written beside
+the weights, so what is reported is never what was fitted. Features are computed once with the
+real local model and cached (``--features``), so refitting takes a second.
+
+    python evals/calibrate_judge.py [--max-false-refusals 0.07] [--refresh]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+
+from rag.answer.prompt import support_messages  # noqa: E402
+from rag.citations import SupportChecker  # noqa: E402
+from rag.config import build_settings  # noqa: E402
+from rag.embeddings import get_embedder  # noqa: E402
+from rag.indexer import Indexer  # noqa: E402
+from rag.judge import FEATURES, AnswerabilityJudge, Weights, logit  # noqa: E402
+from rag.local_model import get_local_model  # noqa: E402
+from rag.pipeline import retrieve_passages  # noqa: E402
+
+EVALS = REPO / "evals"
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSON Lines file."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def question_rows() -> list[dict[str, Any]]:
+    """Every refusal-calibration and held-out question, tagged with its split."""
+    rows = [dict(r, split=r.get("split", "calibration"), dataset="paraphrase")
+            for r in read_jsonl(EVALS / "paraphrase.jsonl")]
+    rows += [dict(r, split="calibration", dataset="dev") for r in read_jsonl(EVALS / "dev.jsonl")]
+    return rows
+
+
+def compute_features(cache: Path, refresh: bool) -> dict[str, Any]:
+    """Judge features per question and model verdicts per support pair, cached in ``cache``."""
+    if cache.is_file() and not refresh:
+        return json.loads(cache.read_text(encoding="utf-8"))
+    data_dir = Path(tempfile.gettempdir()) / "footnote-calibrate-judge"
+    settings = build_settings(corpus_dir=EVALS / "corpus", data_dir=data_dir)
+    Indexer(settings).sync()
+    model = get_local_model(settings)
+    judge = AnswerabilityJudge(model, Weights(0.0, {}, 0.5, 0.0))
+    questions = []
+    for n, row in enumerate(question_rows(), start=1):
+        found = retrieve_passages(row["question"], settings=settings)
+        started = time.perf_counter()
+        feats, quote = judge.features(row["question"], found)
+        questions.append({"id": row["id"], "dataset": row["dataset"], "split": row["split"],
+                          "answerable": bool(row["answerable"]), "features": feats, "quote": quote,
+                          "seconds": time.perf_counter() - started})
+        print(f"{n} {row['id']} {row['answerable']} {feats}", file=sys.stderr)
+    checker = SupportChecker(get_embedder(settings.embedding_model))
+    pairs = []
+    for row in read_jsonl(EVALS / "support_pairs.jsonl"):
+        similarity = checker.support(row["claim"], row["passage"])[0]
+        started = time.perf_counter()
+        yes = model.judge(support_messages(row["claim"], row["passage"])).yes
+        pairs.append({"id": row["id"], "kind": row["kind"], "split": row["split"], "label": row["label"],
+                      "similarity": similarity, "yes": yes, "seconds": time.perf_counter() - started})
+    result = {"questions": questions, "pairs": pairs}
+    cache.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    return result
+
+
+def rates(probabilities: list[float], labels: list[bool], threshold: float) -> dict[str, float]:
+    """Refusal accuracy (unanswerable refused) and false-refusal rate at ``threshold``."""
+    refused = [p < threshold for p in probabilities]
+    neg = [r for r, y in zip(refused, labels) if not y]
+    pos = [r for r, y in zip(refused, labels) if y]
+    return {"refusal_accuracy": round(sum(neg) / max(len(neg), 1), 3),
+            "false_refusal_rate": round(sum(pos) / max(len(pos), 1), 3),
+            "answerable": len(pos), "unanswerable": len(neg)}
+
+
+def fit_judge(questions: list[dict[str, Any]], max_false_refusals: float) -> dict[str, Any]:
+    """Logistic regression on the calibration questions; threshold and floor from them too."""
+    train = [q for q in questions if q["split"] == "calibration"]
+    x = np.array([[q["features"][f] for f in FEATURES] for q in train])
+    y = np.array([q["answerable"] for q in train])
+    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(x, y)
+    weights = Weights(float(model.intercept_[0]), dict(zip(FEATURES, map(float, model.coef_[0]))), 0.5, 0.0)
+    answerable_relevance = [q["features"]["relevance"] for q in train if q["answerable"]]
+    floor = max(0.0, min(answerable_relevance) - 0.05)
+    probs = [weights.probability(q["features"]) if q["features"]["relevance"] >= floor else 0.0 for q in train]
+    labels = [q["answerable"] for q in train]
+    # The highest threshold whose false refusals stay within the budget refuses the most.
+    candidates = sorted(set(probs)) + [1.0]
+    threshold = max((t for t in candidates if rates(probs, labels, t)["false_refusal_rate"] <= max_false_refusals),
+                    default=0.5)
+    held = [q for q in questions if q["split"] == "heldout"]
+    weights = Weights(weights.intercept, weights.coef, threshold, floor)
+
+    def score(rows: list[dict[str, Any]]) -> dict[str, float]:
+        ps = [weights.probability(q["features"]) if q["features"]["relevance"] >= floor else 0.0 for q in rows]
+        return rates(ps, [q["answerable"] for q in rows], threshold)
+
+    relevance_rule = {t: rates([q["features"]["relevance"] for q in held], [q["answerable"] for q in held], t)
+                      for t in (0.45,)}
+    seconds = sorted(q["seconds"] for q in questions)
+    return {"intercept": round(weights.intercept, 5), "coef": {k: round(v, 5) for k, v in weights.coef.items()},
+            "threshold": round(threshold, 5), "floor": round(floor, 4),
+            "measured": {"calibration": score(train), "heldout": score(held),
+                         "heldout_relevance_rule_0.45": relevance_rule[0.45],
+                         "judge_seconds_p50": round(seconds[len(seconds) // 2], 2),
+                         "judge_seconds_p95": round(seconds[int(len(seconds) * 0.95)], 2)}}
+
+
+def fit_support(pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Logistic regression of label on (logit P(yes), similarity); threshold for balanced accuracy."""
+    def x_of(rows: list[dict[str, Any]]) -> np.ndarray:
+        return np.array([[logit(r["yes"]), r["similarity"]] for r in rows])
+
+    train = [r for r in pairs if r["split"] == "calibration"]
+    held = [r for r in pairs if r["split"] == "heldout"]
+    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(
+        x_of(train), np.array([r["label"] for r in train]))
+    threshold = 0.5
+
+    def accuracy(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        predicted = model.predict_proba(x_of(rows))[:, 1] >= threshold
+        kinds: dict[str, list[bool]] = {}
+        for r, p in zip(rows, predicted):
+            kinds.setdefault(r["kind"], []).append(bool(p) == r["label"])
+        pos = [bool(p) for r, p in zip(rows, predicted) if r["label"]]
+        neg = [not p for r, p in zip(rows, predicted) if not r["label"]]
+        precision_den = sum(bool(p) for p in predicted)
+        precision_num = sum(bool(p) and r["label"] for r, p in zip(rows, predicted))
+        return {"true_positive_rate": round(sum(pos) / max(len(pos), 1), 3),
+                "true_negative_rate": round(sum(neg) / max(len(neg), 1), 3),
+                "precision": round(precision_num / max(precision_den, 1), 3),
+                "by_kind": {k: round(sum(v) / len(v), 3) for k, v in sorted(kinds.items())}}
+
+    similarity_only = {"true_positive_rate": round(sum(r["similarity"] >= 0.5 for r in held if r["label"])
+                                                   / max(sum(r["label"] for r in held), 1), 3),
+                       "true_negative_rate": round(sum(r["similarity"] < 0.5 for r in held if not r["label"])
+                                                   / max(sum(not r["label"] for r in held), 1), 3)}
+    return {"intercept": round(float(model.intercept_[0]), 5), "coef_yes": round(float(model.coef_[0][0]), 5),
+            "coef_similarity": round(float(model.coef_[0][1]), 5), "threshold": threshold,
+            "measured": {"calibration": accuracy(train), "heldout": accuracy(held),
+                         "heldout_similarity_only_0.5": similarity_only}}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--features", type=Path, default=Path(tempfile.gettempdir()) / "footnote-judge-features.json")
+    parser.add_argument("--refresh", action="store_true", help="recompute the features with the model")
+    parser.add_argument("--max-false-refusals", type=float, default=0.07)
+    parser.add_argument("--out", type=Path, default=REPO / "rag" / "calibration.json")
+    args = parser.parse_args()
+    data = compute_features(args.features, args.refresh)
+    result = {"note": f"Fitted by evals/calibrate_judge.py on {date.today()} on calibration data only; "
+                      "'measured' gives the held-out figures.",
+              "judge": fit_judge(data["questions"], args.max_false_refusals),
+              "support": fit_support(data["pairs"])}
+    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

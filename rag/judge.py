@@ -1,0 +1,182 @@
+"""Answerability: one calibrated decision, for every backend, on whether the passages answer a question.
+
+Four pieces of evidence are combined by a logistic model fitted on the calibration half of
+``evals/paraphrase.jsonl`` (``evals/calibrate_judge.py`` writes ``rag/calibration.json``):
+
+- ``relevance``: today's cosine-and-coverage score of the best passage (``retrieval.relevance``);
+- ``cosine``: the best passage's cosine to the question;
+- ``yes``: the local model's P(yes) to "do the passages contain the answer?", as a logit;
+- ``quote``: the share of the words the model quotes as the answer that are verbatim in a passage
+  (a model answering from its own knowledge quotes words the passages do not hold).
+
+Questions below a cheap relevance floor are refused without asking the model.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag.answer.prompt import TASK_JUDGE, TASK_QUOTE, task_messages
+from rag.citations import SupportCalibration, SupportChecker
+from rag.config import Settings
+from rag.embeddings import Embedder
+from rag.local_model import LocalModel, get_local_model, is_available
+from rag.retrieval import Retrieval
+from rag.text import WORD
+from rag.types import Passage
+
+logger = logging.getLogger(__name__)
+
+CALIBRATION = Path(__file__).with_name("calibration.json")
+FEATURES = ("relevance", "cosine", "yes", "quote")
+QUOTE_TOKENS = 60
+NONE_REPLY = re.compile(r"^\W*none\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A fitted logistic model over ``FEATURES``, its decision threshold and the cheap floor."""
+
+    intercept: float
+    coef: dict[str, float]
+    threshold: float
+    floor: float
+
+    def probability(self, features: dict[str, float]) -> float:
+        """P(answerable) for one question's features."""
+        z = self.intercept + sum(self.coef.get(name, 0.0) * features[name] for name in FEATURES)
+        return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+
+@functools.lru_cache(maxsize=1)
+def load_weights(path: Path = CALIBRATION) -> Weights:
+    """The shipped judge calibration."""
+    data = json.loads(path.read_text(encoding="utf-8"))["judge"]
+    return Weights(intercept=float(data["intercept"]), coef={k: float(v) for k, v in data["coef"].items()},
+                   threshold=float(data["threshold"]), floor=float(data["floor"]))
+
+
+@functools.lru_cache(maxsize=1)
+def load_support_calibration(path: Path = CALIBRATION) -> SupportCalibration:
+    """The shipped calibration of the model-assisted support check."""
+    data = json.loads(path.read_text(encoding="utf-8"))["support"]
+    return SupportCalibration(intercept=float(data["intercept"]), coef_yes=float(data["coef_yes"]),
+                              coef_similarity=float(data["coef_similarity"]),
+                              threshold=float(data["threshold"]))
+
+
+def support_checker(settings: Settings, embedder: Embedder) -> SupportChecker:
+    """The citation checker: model-assisted for paraphrases when the judge is on."""
+    if judge_enabled(settings):
+        return SupportChecker(embedder, model=get_local_model(settings),
+                              calibration=load_support_calibration())
+    return SupportChecker(embedder)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether to answer, how sure, and why (shown with a refusal)."""
+
+    answerable: bool
+    probability: float
+    reason: str
+    features: dict[str, float] = field(default_factory=dict)
+    quote: str = ""
+    seconds: float = 0.0
+
+
+def logit(p: float) -> float:
+    """log(p / (1 - p)), clipped so a certain model does not dominate the sum."""
+    p = min(max(p, 1e-4), 1 - 1e-4)
+    return math.log(p / (1 - p))
+
+
+def quote_support(quote: str, passages: Sequence[Passage]) -> float:
+    """Share of the quote's words found as one contiguous run in some passage (0 for NONE)."""
+    words = [w.lower() for w in WORD.findall(quote)]
+    if not words or NONE_REPLY.match(quote):
+        return 0.0
+    best = 0
+    for p in passages:
+        text = [w.lower() for w in WORD.findall(p.text)]
+        matcher = difflib.SequenceMatcher(None, words, text, autojunk=False)
+        best = max(best, matcher.find_longest_match(0, len(words), 0, len(text)).size)
+    return best / len(words)
+
+
+class AnswerabilityJudge:
+    """Decides, from the retrieved passages, whether to answer or refuse."""
+
+    def __init__(self, model: LocalModel, weights: Weights) -> None:
+        self.model = model
+        self.weights = weights
+
+    def features(self, question: str, found: Retrieval) -> tuple[dict[str, float], str]:
+        """The model-based evidence plus retrieval's, and the quote the model gave."""
+        passages = found.passages
+        yes = self.model.judge(task_messages(question, passages, TASK_JUDGE)).yes
+        quote = self.model.complete(task_messages(question, passages, TASK_QUOTE),
+                                    max_tokens=QUOTE_TOKENS, stop=["\n\n"]).strip()
+        return {"relevance": found.relevance, "cosine": found.best_similarity, "yes": logit(yes),
+                "quote": quote_support(quote, passages)}, quote
+
+    def decide(self, question: str, found: Retrieval) -> Verdict:
+        """Answer or refuse; plainly off-topic questions never reach the model."""
+        started = time.perf_counter()
+        if not found.passages or found.relevance < self.weights.floor:
+            return Verdict(False, 0.0, "nothing in the documents is close to this question",
+                           {"relevance": found.relevance, "cosine": found.best_similarity})
+        feats, quote = self.features(question, found)
+        probability = self.weights.probability(feats)
+        answerable = probability >= self.weights.threshold
+        if answerable:
+            reason = "the passages answer this question"
+        elif feats["quote"] < 0.5:
+            reason = "the model found no words in the passages that answer it"
+        else:
+            reason = "the passages touch on the topic but do not answer the question"
+        logger.debug("judge %s p=%.3f %s", answerable, probability, feats)
+        return Verdict(answerable, probability, reason, feats, quote, time.perf_counter() - started)
+
+
+class RelevanceRule:
+    """The model-free decision: retrieval relevance against ``retrieval.min_relevance``."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+
+    def decide(self, question: str, found: Retrieval) -> Verdict:
+        """Answer when relevance reaches the threshold."""
+        ok = found.covers(self.threshold)
+        reason = "the passages match the question" if ok else "no passage matches the question's words closely"
+        return Verdict(ok, found.relevance, reason, {"relevance": found.relevance, "cosine": found.best_similarity})
+
+
+def judge_enabled(settings: Settings) -> bool:
+    """Whether the model judge decides refusals (``local.judge``; auto: when the model is installed)."""
+    mode = settings.local.judge
+    return mode == "on" or (mode == "auto" and is_available(settings))
+
+
+def get_judge(settings: Settings) -> AnswerabilityJudge | RelevanceRule:
+    """The refusal decision these settings ask for."""
+    if judge_enabled(settings):
+        return AnswerabilityJudge(get_local_model(settings), load_weights())
+    return RelevanceRule(settings.retrieval.min_relevance)
+
+
+def describe(verdict: Verdict) -> dict[str, Any]:
+    """The verdict as JSON for answers, reports and the UI."""
+    return {"answerable": verdict.answerable, "probability": round(verdict.probability, 4),
+            "reason": verdict.reason, "quote": verdict.quote,
+            "features": {k: round(v, 4) for k, v in verdict.features.items()}}

@@ -1,0 +1,132 @@
+"""The bundled local LLM: hash-checked assembly, the answerability judge, the local backend, sharing.
+
+These tests load the real Qwen2.5-Coder-1.5B model (about 2 GB resident, a few seconds a call on
+two cores), so they are few; the file is skipped only where the model parts are not installed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from rag.config import Settings
+from rag.embeddings import Embedder
+from rag.errors import ConfigError
+from rag.indexer import Indexer
+from rag.judge import AnswerabilityJudge, get_judge, quote_support
+from rag.local_model import MODEL_FILE, MODEL_SIZE, bundled_path, get_local_model, part_files, resolve_path
+from rag.pipeline import ask, retrieve_passages
+from rag.types import Answer, Passage
+from tests.helpers import SEED
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(part_files() is None, reason="the local model parts are not installed (bash .ci/install)"),
+]
+
+PARAPHRASED = "What did the Soviet state squeeze to pay for its factories?"
+OFF_CORPUS = "Which team won the 1958 football World Cup final in Stockholm?"
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data folder per session, so the 1.1 GB model is assembled (and checked) once."""
+    return tmp_path_factory.mktemp("local-model")
+
+
+@pytest.fixture
+def local(seeded: Settings, model_dir: Path) -> Settings:
+    """Seeded settings answering with the local model and its judge, the model under ``model_dir``."""
+    models = seeded.data_dir / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    return seeded.with_updates(**{"answer.backend": "local", "local.judge": "on",
+                                  "local.model_path": str(resolve_path(seeded.with_updates(data_dir=model_dir)))})
+
+
+def test_bundled_model_assembles_to_the_upstream_file(model_dir: Path, settings: Settings) -> None:
+    path = resolve_path(settings.with_updates(data_dir=model_dir))
+    assert path.name == MODEL_FILE and path.stat().st_size == MODEL_SIZE
+    assert not list(path.parent.glob(".*.part")), "no partial file is left behind"
+
+
+def test_wrong_size_model_file_is_refused(settings: Settings) -> None:
+    target = bundled_path(settings)
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"GGUF" + b"\0" * 1000)
+    with pytest.raises(ConfigError, match="not the expected"):
+        resolve_path(settings)
+
+
+def test_corrupted_model_file_of_the_right_size_is_refused(settings: Settings) -> None:
+    target = bundled_path(settings)
+    target.parent.mkdir(parents=True)
+    with target.open("wb") as handle:  # sparse: the right size, the wrong bytes
+        handle.truncate(MODEL_SIZE)
+    with pytest.raises(ConfigError, match="sha256"):
+        resolve_path(settings)
+
+
+def test_quote_support_counts_only_words_the_passages_hold() -> None:
+    passage = Passage(marker=1, id="a", text="Grain was requisitioned from the peasants to pay for imports.",
+                      source="s", title="t", score=1.0, start=0, end=10)
+    assert quote_support("requisitioned from the peasants", [passage]) == 1.0
+    assert quote_support("NONE", [passage]) == 0.0
+    assert quote_support("taxes on vodka and salt", [passage]) <= 0.25
+
+
+def test_judge_accepts_a_paraphrased_question_and_refuses_an_off_corpus_one(local: Settings) -> None:
+    judge = get_judge(local)
+    assert isinstance(judge, AnswerabilityJudge)
+    yes = judge.decide(PARAPHRASED, retrieve_passages(PARAPHRASED, settings=local))
+    no = judge.decide(OFF_CORPUS, retrieve_passages(OFF_CORPUS, settings=local))
+    assert yes.answerable, yes
+    assert not no.answerable and no.reason, no
+    assert yes.probability > no.probability
+
+
+def test_local_backend_answers_with_checked_citations(local: Settings) -> None:
+    answer = ask(PARAPHRASED, settings=local)
+    assert answer.backend == "local" and not answer.refused, answer.text
+    assert answer.citations and all(c.passage.source == SEED.name for c in answer.citations)
+    assert any(c.supported for c in answer.citations)
+    assert "</passage" not in answer.text and "<|im_" not in answer.text
+
+
+def test_refusal_says_why(local: Settings) -> None:
+    answer = ask(OFF_CORPUS, settings=local)
+    assert answer.refused and answer.refusal_reason
+    assert answer.to_dict()["refusal_reason"] == answer.refusal_reason
+
+
+def test_concurrent_sessions_all_get_their_own_answers(local: Settings) -> None:
+    questions = [PARAPHRASED, OFF_CORPUS, "Why were the harvest figures reaching Beijing wrong?"]
+    answers: dict[str, Answer] = {}
+    errors: list[BaseException] = []
+
+    def run(question: str) -> None:
+        try:
+            answers[question] = ask(question, settings=local)
+        except BaseException as exc:  # noqa: BLE001 - collected and reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(q,)) for q in questions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    assert not errors, errors
+    assert set(answers) == set(questions)
+    assert all(a.question == q and a.text for q, a in answers.items())
+    assert answers[OFF_CORPUS].refused and not answers[PARAPHRASED].refused
+    assert get_local_model(local).waiting == 0
+
+
+def test_model_is_loaded_once_per_process(local: Settings, embedder: Embedder, tmp_path: Path) -> None:
+    other = local.with_updates(data_dir=tmp_path / "other-data", corpus_dir=tmp_path / "other-corpus")
+    other.corpus_dir.mkdir()
+    shutil.copy(SEED, other.corpus_dir / SEED.name)
+    Indexer(other, embedder=embedder).sync()
+    assert get_local_model(other) is get_local_model(local)
