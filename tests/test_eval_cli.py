@@ -169,6 +169,8 @@ def test_module_entry_point_prints_only_json_on_stdout(tmp_path: Path, corpus: P
     ([str(TINY), "--compare", "dense", "turbo"], "error: Unknown configuration 'turbo'"),
     ([str(TINY), "--judge-url", "http://127.0.0.1:9/v1"], "error: The LLM judge needs both"),
     ([str(TINY), "--gate", "nope.json"], "error: Threshold file nope.json does not exist"),
+    ([str(REPO / "evals" / "paraphrase.jsonl"), "--split", "test"],
+     f"error: {REPO / 'evals' / 'paraphrase.jsonl'} has no split 'test'; its splits are calibration, heldout"),
 ])
 def test_bad_input_is_a_one_line_error(argv: list[str], message: str, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:

@@ -140,6 +140,7 @@ def test_unrecognised_text_file_is_a_clean_error(tmp_path: Path) -> None:
     ('{"question": ""}\n', "non-empty string"),
     ('{"question": "a", "answerable": "yes"}\n', "true or false"),
     ('{"question": "a", "reference_contexts": [1, 2]}\n', "list of strings"),
+    ('{"question": "a", "split": 1}\n', "\"split\" must be a string"),
     ('{"id": "x", "question": "a"}\n{"id": "x", "question": "b"}\n', "appears twice"),
     ("\n\n", "empty"),
 ])
@@ -200,3 +201,63 @@ def test_dev_set_meets_its_contract() -> None:
         contexts = " ".join(normalize_answer(c) for c in item.reference_contexts)
         assert any(normalize_answer(a) in contexts for a in item.answers), item.id
         assert normalize_whitespace(item.question) == item.question
+
+
+def test_split_selects_its_rows_and_rows_without_a_split_belong_to_every_split(tmp_path: Path) -> None:
+    path = tmp_path / "set.jsonl"
+    path.write_text('{"id": "c", "question": "a", "split": "calibration"}\n'
+                    '{"id": "h", "question": "b", "split": "heldout"}\n'
+                    '{"id": "both", "question": "c"}\n', encoding="utf-8")
+    dataset = load_dataset(path)
+
+    assert dataset.splits == ["calibration", "heldout"]
+    assert [i.id for i in dataset.select("heldout")] == ["h", "both"]
+    assert [i.id for i in dataset.select("calibration")] == ["c", "both"]
+    with pytest.raises(DatasetError, match="no split 'test'; its splits are calibration, heldout"):
+        dataset.select("test")
+
+
+def test_dataset_without_splits_is_whole_in_any_split() -> None:
+    dataset = load_dataset(FIXTURES / "ours.jsonl")
+
+    assert dataset.splits == [] and all(i.split == "" for i in dataset.items)
+    assert dataset.select("heldout") == dataset.items
+
+
+def test_csv_split_column_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "set.csv"
+    path.write_text("question,answer,split\nWho?,Lenin,heldout\nWhat?,Nepmen,\n", encoding="utf-8")
+
+    assert [i.split for i in load_dataset(path).items] == ["heldout", ""]
+
+
+def test_paraphrase_set_meets_its_contract() -> None:
+    """evals/paraphrase.jsonl: 80+ answerable and 25+ unanswerable questions on all seven documents,
+    exact contexts, answers found in them, and halves stratified by document and answerability."""
+    dataset = load_dataset(REPO / "evals" / "paraphrase.jsonl")
+    corpus = {p.name: p.read_text(encoding="utf-8") for p in (REPO / "evals" / "corpus").glob("*.txt")}
+    records = [json.loads(line) for line in (REPO / "evals" / "paraphrase.jsonl").read_text("utf-8").splitlines()]
+    items = dataset.items
+
+    assert sum(i.answerable for i in items) >= 80 and sum(not i.answerable for i in items) >= 25
+    assert dataset.splits == ["calibration", "heldout"]
+    assert {r["source"] for r in records} == set(corpus)
+    strata: dict[tuple[str, bool], list[str]] = {}
+    for item, record in zip(items, records, strict=True):
+        strata.setdefault((record["source"], item.answerable), []).append(item.split)
+        assert normalize_whitespace(item.question) == item.question
+        if not item.answerable:
+            assert not item.reference_contexts and not item.answers and not item.reference_answer, item.id
+            continue
+        assert item.reference_contexts and item.answers and item.reference_answer, item.id
+        assert record["source"] in [name for c in item.reference_contexts for name, t in corpus.items() if c in t]
+        for context in item.reference_contexts:
+            assert len([name for name, text in corpus.items() if context in text]) == 1, item.id
+        contexts = " ".join(normalize_answer(c) for c in item.reference_contexts)
+        assert any(normalize_answer(a) in contexts for a in item.answers), item.id
+        assert any(normalize_answer(a) in normalize_answer(item.reference_answer) for a in item.answers), item.id
+    for key, splits in strata.items():
+        assert abs(splits.count("calibration") - splits.count("heldout")) <= 1, key
+    seed = "stalin-industrialisation-vs-great-leap-forward.txt"
+    per_doc = {name: sum(len(v) for (n, _), v in strata.items() if n == name) for name in corpus}
+    assert per_doc[seed] == max(per_doc.values())

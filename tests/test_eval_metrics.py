@@ -33,11 +33,48 @@ def test_context_found_by_word_coverage_threshold() -> None:
     reference = "one two three four five six seven eight nine ten"
     # 8 of the 10 reference words present: 8/10 = 0.8 >= 0.8.
     assert metrics.context_found(reference, "one two three four five six seven eight and more")
-    # 7 of 10: 0.7 < 0.8.
-    assert not metrics.context_found(reference, "one two three four five six seven")
+    # 7 of 10: 0.7 < 0.8 (in reverse order, so the chunk does not lie inside the reference either).
+    assert not metrics.context_found(reference, "seven six five four three two one")
     # Multiplicity counts: "one one" in the reference needs two "one"s in the chunk (1 of 2 = 0.5).
     assert not metrics.context_found("one one", "one")
     assert not metrics.context_found("", "anything")
+
+
+# A reference longer than a chunk, like a SQuAD paragraph: no chunk can contain it.
+PARAGRAPH = (
+    "The Meiji Restoration of 1868 ended the Tokugawa shogunate and brought to power a group of young "
+    "samurai from the southwestern domains. Their goal was summed up in the slogan fukoku kyohei, rich "
+    "country, strong army. Between 1871 and 1873 the Iwakura Mission travelled through the United States "
+    "and Europe to study their institutions and factories."
+)
+
+
+def test_chunk_lying_mostly_inside_a_longer_reference_retrieves_it() -> None:
+    # The chunk is the paragraph's middle sentence (14 words) plus a 3-word heading:
+    # 14/17 = 0.82 of it lies inside the reference, while it covers only 14/56 of the reference.
+    chunk = "Meiji Japan notes. Their goal was summed up in the slogan fukoku kyohei, rich country, strong army."
+    assert metrics.context_found(PARAGRAPH, chunk)
+    # Both halves of the paragraph, as two chunks with a neighbouring paragraph's words, retrieve it.
+    first, second = PARAGRAPH[:150], PARAGRAPH[150:]
+    found = metrics.matches([f"{first} Next.", f"Earlier text. {second}", "Unrelated chunk about dust."], [PARAGRAPH])
+    assert found == [{0}, {0}, set()]
+
+
+def test_containment_threshold_counts_the_chunk_words_inside_the_reference() -> None:
+    reference = " ".join(f"w{i}" for i in range(1, 21))
+    # 6 of 10 chunk words form a run the reference holds: 6/10 = 0.6 >= 0.6 (and 6/20 < 0.8 coverage).
+    assert metrics.context_found(reference, "w5 w6 w7 w8 w9 w10 x1 x2 x3 x4")
+    # 5 of 10: 0.5 < 0.6.
+    assert not metrics.context_found(reference, "w5 w6 w7 w8 w9 x1 x2 x3 x4 x5")
+    # Every word is in the reference but never 4 in a row: shared vocabulary is not containment.
+    assert not metrics.context_found(reference, "w3 w1 w7 w5 w9 w2 w8")
+    # A chunk shorter than a run never counts by containment.
+    assert not metrics.context_found(reference, "w5 w6 w7")
+
+
+def test_shared_words_of_another_passage_on_the_same_topic_do_not_count() -> None:
+    chunk = "In 1868 the samurai of the southwestern domains took power and studied the factories of Europe."
+    assert not metrics.context_found(PARAGRAPH, chunk)
 
 
 # Retrieved chunks in rank order; references A (index 0) and B (index 1).

@@ -72,10 +72,10 @@ def test_metric_names_follow_k_and_judge() -> None:
 def test_write_report_produces_json_markdown_and_png(tmp_path: Path) -> None:
     reports = [_report("dense"), _report("hybrid", _records()[:1])]
 
-    paths = write_report(reports, tmp_path / "out", dataset="dev.jsonl")
+    paths = write_report(reports, tmp_path / "out", dataset="dev.jsonl", split="heldout")
 
     data = json.loads(paths["json"].read_text(encoding="utf-8"))
-    assert data["dataset"] == "dev.jsonl"
+    assert data["dataset"] == "dev.jsonl" and data["split"] == "heldout"
     assert [run["label"] for run in data["runs"]] == ["dense", "hybrid"]
     first = data["runs"][0]
     assert first["summary"]["hit@5"] == 0.5
@@ -86,6 +86,7 @@ def test_write_report_produces_json_markdown_and_png(tmp_path: Path) -> None:
     assert detail["metrics"]["token_f1"] == 0.5
 
     markdown = paths["markdown"].read_text(encoding="utf-8")
+    assert markdown.startswith("# Evaluation: dev.jsonl (heldout split)\n")
     assert "| metric | dense | hybrid | meaning |" in markdown
     assert "| hit@5 | 0.500 | 1.000 |" in markdown
     assert "| latency_p50_ms | 250 | 100 |" in markdown

@@ -37,6 +37,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--hybrid", action=argparse.BooleanOptionalAction, default=None,
                    help="fuse BM25 with dense search (default from settings)")
     p.add_argument("--mmr", action=argparse.BooleanOptionalAction, default=None, help="MMR re-ranking")
+    p.add_argument("--split", metavar="NAME",
+                   help="only this split of the dataset (calibration, heldout); rows without a split "
+                   "belong to every split")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N questions")
     p.add_argument("--compare", nargs="+", metavar="CONFIG", help="run these configurations side by side")
     p.add_argument("--out", type=Path, metavar="DIR",
@@ -78,7 +81,8 @@ def _run(args: argparse.Namespace) -> int:
     setup_logging(base, args.verbose)
     thresholds = load_thresholds(args.gate) if args.gate else None
     dataset = load_dataset(args.dataset, kind=args.kind)
-    items = dataset.items[: args.limit] if args.limit else dataset.items
+    items = dataset.select(args.split) if args.split else dataset.items
+    items = items[: args.limit] if args.limit else items
     judge = _judge(args, base)
     configs = [(spec, configure(base, spec)) for spec in args.compare] if args.compare else [(describe(base), base)]
     show = not args.quiet and sys.stderr.isatty()
@@ -96,14 +100,15 @@ def _run(args: argparse.Namespace) -> int:
             reports.append(evaluate(items, settings=run_settings, progress=bar.update, judge=judge, label=label))
 
     out = args.out or DEFAULT_OUT / datetime.now().strftime("%Y%m%d-%H%M%S")
-    paths = write_report(reports, out, dataset=str(args.dataset))
+    paths = write_report(reports, out, dataset=str(args.dataset), split=args.split or "")
     if args.json:
         print(json.dumps(summary_json(reports), ensure_ascii=False))
     elif not args.quiet:
         from rich.console import Console
 
         Console(markup=False, highlight=False).print(
-            summary_table(reports, title=f"{dataset.name}: {len(items)} questions"))
+            summary_table(reports, title=f"{dataset.name}{f' ({args.split} split)' if args.split else ''}: "
+                                         f"{len(items)} questions"))
     if not args.quiet:
         print(f"reports: {paths['markdown']}, {paths['json']}, {paths['chart']}", file=sys.stderr)
     for report in reports:

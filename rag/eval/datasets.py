@@ -33,7 +33,8 @@ class EvalItem:
     """One evaluation question with what a good answer and good retrieval look like.
 
     ``reference_contexts`` are passages (exact text of the corpus) that hold the answer;
-    ``answers`` are short acceptable answers (any one counts for ``answer_contains``).
+    ``answers`` are short acceptable answers (any one counts for ``answer_contains``);
+    ``split`` names the part of the dataset it belongs to ("" = every part).
     """
 
     id: str
@@ -42,6 +43,7 @@ class EvalItem:
     reference_contexts: list[str] = field(default_factory=list)
     answerable: bool = True
     answers: list[str] = field(default_factory=list)
+    split: str = ""
 
 
 @dataclass
@@ -71,6 +73,21 @@ class EvalDataset:
 
     def __len__(self) -> int:
         return len(self.items)
+
+    @property
+    def splits(self) -> list[str]:
+        """The split names the items carry, sorted (empty for a dataset without splits)."""
+        return sorted({item.split for item in self.items if item.split})
+
+    def select(self, split: str) -> list[EvalItem]:
+        """The items of one split; items without a split belong to every split.
+
+        Raises:
+            DatasetError: the dataset has splits but none is called ``split``.
+        """
+        if self.splits and split not in self.splits:
+            raise DatasetError(f"{self.path} has no split {split!r}; its splits are {', '.join(self.splits)}.")
+        return [item for item in self.items if item.split in ("", split)]
 
 
 def load_dataset(path: str | Path, *, kind: str | None = None) -> EvalDataset:
@@ -197,6 +214,9 @@ def _item_from_record(path: Path, n: int, record: Any, where: str) -> EvalItem:
     reference_answer = record.get("reference_answer") or ""
     if not isinstance(reference_answer, str):
         raise DatasetError(f"{path} {where}: \"reference_answer\" must be a string.")
+    split = record.get("split") or ""
+    if not isinstance(split, str):
+        raise DatasetError(f"{path} {where}: \"split\" must be a string such as \"heldout\".")
     return EvalItem(
         id=str(record.get("id") or f"q{n}"),
         question=question.strip(),
@@ -204,6 +224,7 @@ def _item_from_record(path: Path, n: int, record: Any, where: str) -> EvalItem:
         reference_contexts=_strings(record.get("reference_contexts"), path, where, "reference_contexts"),
         answerable=answerable,
         answers=_strings(record.get("answers"), path, where, "answers"),
+        split=split.strip(),
     )
 
 
@@ -318,7 +339,7 @@ def _read_csv(path: Path, text: str) -> list[EvalItem]:
             f"column ({'/'.join(ANSWER_COLUMNS)}); found {', '.join(header) or 'no columns'}."
         )
     id_col, c_col = column(("id",)), column(CONTEXT_COLUMNS)
-    ok_col, answers_col = column(("answerable",)), column(("answers",))
+    ok_col, answers_col, split_col = column(("answerable",)), column(("answers",)), column(("split",))
     items: list[EvalItem] = []
     for lineno, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
@@ -342,6 +363,7 @@ def _read_csv(path: Path, text: str) -> list[EvalItem]:
             reference_contexts=_cell_list(cells[c_col]) if c_col is not None else [],
             answerable=answerable,
             answers=[a.strip() for a in cells[answers_col].split("|") if a.strip()] if answers_col is not None else [],
+            split=cells[split_col].strip() if split_col is not None else "",
         ))
     return items
 

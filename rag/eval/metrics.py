@@ -17,6 +17,12 @@ import numpy as np
 # A reference context counts as found in a chunk that covers this share of its word tokens:
 # chunk borders cut sentences, and a chunk holding most of the reference did find it.
 COVERAGE = 0.8
+# A chunk lying mostly inside a reference context also found it: a reference longer than a
+# chunk (a whole SQuAD paragraph) is never held by one chunk, yet a chunk cut from it is on target.
+# "Inside" means within runs of RUN consecutive words that the reference also has, so words the
+# two share by chance (articles, the topic's names) never add up to containment.
+CONTAINED = 0.6
+RUN = 4
 MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 WORD = re.compile(r"\w+")
 ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -48,29 +54,45 @@ def words(text: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------- retrieval
-def context_found(reference: str, chunk: str, *, coverage: float = COVERAGE) -> bool:
-    """Whether a retrieved ``chunk`` holds the ``reference`` context.
+def context_found(reference: str, chunk: str, *, coverage: float = COVERAGE,
+                  contained: float = CONTAINED) -> bool:
+    """Whether a retrieved ``chunk`` retrieves the ``reference`` context.
 
-    It does when it contains the reference verbatim (whitespace and case normalised), or when
-    it covers at least ``coverage`` of the reference's word tokens (counted with multiplicity).
+    It does when it contains the reference verbatim (whitespace and case normalised), when it
+    covers at least ``coverage`` of the reference's word tokens (counted with multiplicity), or
+    when the reference contains most of it: at least ``contained`` of the chunk's word tokens lie
+    in runs of ``RUN`` consecutive words that the reference also holds (chunks shorter than
+    ``RUN`` words never count this way).
     """
     ref = normalize_whitespace(reference).lower()
     if not ref:
         return False
     if ref in normalize_whitespace(chunk).lower():
         return True
-    ref_words = Counter(words(reference))
-    total = sum(ref_words.values())
-    if total == 0:
+    ref_tokens, chunk_tokens = words(reference), words(chunk)
+    if not ref_tokens:
         return False
-    shared = sum((ref_words & Counter(words(chunk))).values())
-    return shared / total >= coverage
+    shared = sum((Counter(ref_tokens) & Counter(chunk_tokens)).values())
+    if shared / len(ref_tokens) >= coverage:
+        return True
+    return len(chunk_tokens) >= RUN and _share_inside(chunk_tokens, ref_tokens) >= contained
+
+
+def _share_inside(part: list[str], whole: list[str]) -> float:
+    """Share of ``part``'s tokens lying in a run of ``RUN`` consecutive tokens that ``whole`` also has."""
+    grams = {tuple(whole[i:i + RUN]) for i in range(len(whole) - RUN + 1)}
+    inside = [False] * len(part)
+    for i in range(len(part) - RUN + 1):
+        if tuple(part[i:i + RUN]) in grams:
+            inside[i:i + RUN] = [True] * RUN
+    return sum(inside) / len(part)
 
 
 def matches(retrieved: Sequence[str], references: Sequence[str], *,
-            coverage: float = COVERAGE) -> list[set[int]]:
-    """For each retrieved chunk (in rank order), the indices of the references it holds."""
-    return [{j for j, ref in enumerate(references) if context_found(ref, chunk, coverage=coverage)}
+            coverage: float = COVERAGE, contained: float = CONTAINED) -> list[set[int]]:
+    """For each retrieved chunk (in rank order), the indices of the references it retrieves."""
+    return [{j for j, ref in enumerate(references)
+             if context_found(ref, chunk, coverage=coverage, contained=contained)}
             for chunk in retrieved]
 
 

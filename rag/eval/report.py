@@ -16,7 +16,7 @@ from rag.eval.runner import LATENCY_METRICS, LOWER_IS_BETTER, EvalReport
 logger = logging.getLogger(__name__)
 
 DESCRIPTIONS = {
-    "hit": "a top-k chunk holds a reference context",
+    "hit": "a top-k chunk holds a reference context (or lies mostly inside one)",
     "recall": "share of reference contexts in the top k",
     "mrr": "1/rank of the first chunk holding a reference context",
     "ndcg": "rank-discounted gain of reference contexts in the top k",
@@ -66,10 +66,14 @@ def summary_table(reports: Sequence[EvalReport], *, title: str = "Evaluation") -
     return table
 
 
-def to_json(reports: Sequence[EvalReport], *, dataset: str = "") -> dict[str, Any]:
-    """The report file's content: every run with its settings, summary and per-question detail."""
+def to_json(reports: Sequence[EvalReport], *, dataset: str = "", split: str = "") -> dict[str, Any]:
+    """The report file's content: every run with its settings, summary and per-question detail.
+
+    ``split`` is the dataset split evaluated ("" for the whole dataset).
+    """
     return {
         "dataset": dataset,
+        "split": split,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "runs": [r.to_dict() for r in reports],
     }
@@ -82,9 +86,9 @@ def summary_json(reports: Sequence[EvalReport]) -> dict[str, Any]:
     return {r.label: dict(r.summary) for r in reports}
 
 
-def to_markdown(reports: Sequence[EvalReport], *, dataset: str = "") -> str:
+def to_markdown(reports: Sequence[EvalReport], *, dataset: str = "", split: str = "") -> str:
     """A Markdown report: configurations, metrics side by side, then every question of every run."""
-    lines = [f"# Evaluation: {dataset or 'dataset'}", "",
+    lines = [f"# Evaluation: {dataset or 'dataset'}{f' ({split} split)' if split else ''}", "",
              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {reports[0].summary.get('n', 0)} questions.", ""]
     lines += ["## Configurations", "", "| configuration | backend | k | hybrid | mmr | index | seconds | errors |",
               "|---|---|---|---|---|---|---|---|"]
@@ -156,15 +160,16 @@ def _bars(axes: Any, reports: Sequence[EvalReport], keys: list[str]) -> None:
     axes.grid(axis="y", alpha=0.3)
 
 
-def write_report(reports: Sequence[EvalReport], out_dir: Path, *, dataset: str = "") -> dict[str, Path]:
+def write_report(reports: Sequence[EvalReport], out_dir: Path, *, dataset: str = "",
+                 split: str = "") -> dict[str, Path]:
     """Write report.json, report.md and report.png into ``out_dir``; return their paths by kind."""
     if not reports:
         raise ValueError("no runs to report")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "report.json", "markdown": out_dir / "report.md", "chart": out_dir / "report.png"}
-    paths["json"].write_text(json.dumps(to_json(reports, dataset=dataset), indent=2, ensure_ascii=False) + "\n",
-                             encoding="utf-8")
-    paths["markdown"].write_text(to_markdown(reports, dataset=dataset) + "\n", encoding="utf-8")
+    content = to_json(reports, dataset=dataset, split=split)
+    paths["json"].write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    paths["markdown"].write_text(to_markdown(reports, dataset=dataset, split=split) + "\n", encoding="utf-8")
     write_chart(reports, paths["chart"])
     logger.info("evaluation report written to %s", out_dir)
     return paths
