@@ -65,6 +65,8 @@ def ingest_parser() -> argparse.ArgumentParser:
     sub.add_parser("sync", parents=[common], help="add new, re-index changed, drop removed files (default)")
     add = sub.add_parser("add", parents=[common], help="copy files or fetch URLs into the corpus and index them")
     add.add_argument("items", nargs="+", metavar="PATH_OR_URL")
+    add.add_argument("--allow-private-urls", dest="allow_private_urls", action="store_true", default=None,
+                     help="let URLs reach loopback and private networks (FOOTNOTE_ALLOW_PRIVATE_URLS)")
     remove = sub.add_parser("remove", parents=[common], help="remove documents from the index and the corpus")
     remove.add_argument("sources", nargs="+", metavar="SOURCE")
     sub.add_parser("list", parents=[common], help="show what is indexed")
@@ -77,7 +79,7 @@ def ingest_main(argv: Sequence[str] | None = None) -> int:
     quiet = getattr(args, "quiet", False)
     as_json = getattr(args, "json", False)
     try:
-        settings = _settings(args)
+        settings = _settings(args, allow_private_urls=getattr(args, "allow_private_urls", None))
         setup_logging(settings, getattr(args, "verbose", 0) or 0)
         from rag.indexer import Indexer
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from pathlib import Path
 from typing import Literal
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rag.errors import ConfigError
@@ -124,8 +125,12 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(20.0, gt=0, description="Largest source file ingested, in MB.")
     fetch_timeout: float = Field(15.0, gt=0, description="Seconds allowed to fetch a URL.")
     allow_private_urls: bool = Field(
-        False, description="Let URL fetches reach loopback, private, link-local and cloud-metadata "
-        "addresses (off: the app must not become a proxy into the machine's network).")
+        False, description="Let URL fetches reach loopback, private and link-local addresses (off: the "
+        "app must not become a proxy into the machine's network; cloud metadata stays refused).")
+    allowed_url_networks: list[str] = Field(
+        default_factory=list, description="Networks URL fetches may reach even when private "
+        "addresses are not allowed, e.g. an intranet wiki's [\"10.20.0.0/16\"] (a JSON list in "
+        "FOOTNOTE_ALLOWED_URL_NETWORKS); a cloud metadata address is fetched only if listed here.")
     lock_timeout: float = Field(300.0, ge=0, description="Seconds an ingest waits for another to finish.")
     log_level: str = Field("WARNING", description="Logging level for the CLI and app.")
     chunking: ChunkingSettings = Field(default_factory=lambda: ChunkingSettings())
@@ -135,6 +140,13 @@ class Settings(BaseSettings):
     local: LocalModelSettings = Field(default_factory=lambda: LocalModelSettings())
     ui: UISettings = Field(default_factory=lambda: UISettings())
     eval: EvalSettings = Field(default_factory=lambda: EvalSettings())
+
+    @field_validator("allowed_url_networks")
+    @classmethod
+    def _networks_parse(cls, networks: list[str]) -> list[str]:
+        for network in networks:
+            ipaddress.ip_network(network.strip(), strict=False)  # ValueError names the bad one
+        return networks
 
     @property
     def chroma_dir(self) -> Path:

@@ -7,6 +7,7 @@ import logging
 import re
 import shutil
 import unicodedata
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
@@ -14,6 +15,7 @@ from urllib.parse import urlparse
 import yaml
 
 from rag.errors import IngestError, UnsupportedFileError
+from rag.fetch import fetch
 from rag.loaders import SUPPORTED_SUFFIXES, decode_text, html_to_text
 
 logger = logging.getLogger(__name__)
@@ -82,42 +84,30 @@ def copy_in(path: Path, corpus_dir: Path, *, name: str | None = None, max_bytes:
     return target
 
 
-def fetch_url(url: str, corpus_dir: Path, *, timeout: float, max_bytes: int) -> Path:
-    """Fetch a web page once and save it into ``corpus_dir/web`` with its URL and fetch date.
+def fetch_url(url: str, corpus_dir: Path, *, timeout: float, max_bytes: int, allow_private: bool = False,
+              allowed_networks: Sequence[str] = ()) -> Path:
+    """Fetch a web page once (through ``rag.fetch``) and save it into ``corpus_dir/web`` with its
+    URL and fetch date.
 
     HTML is reduced to its main text and saved as Markdown with front matter; plain text and
-    PDF are saved as they are.
+    PDF are saved as they are. ``allow_private`` and ``allowed_networks`` are ``rag.fetch.fetch``'s.
 
     Raises:
-        IngestError: the URL is invalid or unreachable, not 200, too large, or not text.
+        IngestError: the URL is invalid, refused or unreachable, not 200, too large, or not text.
     """
-    import httpx
-
+    response = fetch(url, timeout=timeout, max_bytes=max_bytes, allow_private=allow_private,
+                     allowed_networks=allowed_networks)
+    if response.status != 200:
+        raise IngestError(f"{url}: server answered HTTP {response.status}, not 200.")
+    suffix = TEXT_CONTENT_TYPES.get(response.content_type)
+    if suffix is None:
+        raise IngestError(
+            f"{url}: content type {response.content_type or 'unknown'!r} is not a web page, text or PDF."
+        )
+    body = response.body
     parsed = urlparse(url)
-    if parsed.scheme not in {"http", "https"} or not parsed.hostname:
-        raise IngestError(f"{url}: not an http(s) URL.")
-    try:
-        with httpx.Client(timeout=timeout, follow_redirects=True, trust_env=False,
-                          headers={"User-Agent": "Footnote/0.1 (+document ingestion)"}) as client:
-            with client.stream("GET", url) as response:
-                if response.status_code != 200:
-                    raise IngestError(f"{url}: server answered HTTP {response.status_code}, not 200.")
-                content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-                suffix = TEXT_CONTENT_TYPES.get(content_type)
-                if suffix is None:
-                    raise IngestError(
-                        f"{url}: content type {content_type or 'unknown'!r} is not a web page, "
-                        "text or PDF."
-                    )
-                body = bytearray()
-                for part in response.iter_bytes():
-                    body.extend(part)
-                    if len(body) > max_bytes:
-                        raise IngestError(f"{url}: response is over the {max_bytes / 1e6:g} MB limit.")
-    except httpx.HTTPError as exc:
-        raise IngestError(f"{url}: cannot fetch ({type(exc).__name__}: {exc}).") from exc
     fetched = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    slug = _slug(parsed.hostname + parsed.path) or "page"
+    slug = _slug((parsed.hostname or "") + parsed.path) or "page"
     folder = corpus_dir / WEB_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     if suffix == ".pdf":

@@ -176,11 +176,12 @@ class Indexer:
         logger.info("ingest: %s", report.to_dict())
         return report
 
-    def add(self, items: list[str]) -> IngestReport:
+    def add(self, items: list[str], *, paths: bool = True) -> IngestReport:
         """Copy files (or fetch URLs) into the corpus, then index just those.
 
-        A file that cannot be indexed is taken out of the corpus again (unless identical bytes
-        were already there), so it does not fail again on every sync.
+        With ``paths=False`` (the app's URL box) only http(s) URLs are accepted and no local path
+        is ever read. A file that cannot be indexed is taken out of the corpus again (unless
+        identical bytes were already there), so it does not fail again on every sync.
         """
         report = IngestReport()
         corpus_dir = self.settings.corpus_dir
@@ -188,9 +189,14 @@ class Indexer:
         landed: list[Path] = []
         for item in items:
             try:
-                if item.startswith(("http://", "https://")):
+                if item.lower().startswith(("http://", "https://")):
                     landed.append(corpus.fetch_url(
-                        item, corpus_dir, timeout=self.settings.fetch_timeout, max_bytes=self.max_bytes))
+                        item, corpus_dir, timeout=self.settings.fetch_timeout, max_bytes=self.max_bytes,
+                        allow_private=self.settings.allow_private_urls,
+                        allowed_networks=self.settings.allowed_url_networks))
+                elif not paths:
+                    raise IngestError(f"{item}: only http(s) web addresses can be added here; "
+                                      "upload files with the file box.")
                 else:
                     path = Path(item)
                     if not path.is_file():

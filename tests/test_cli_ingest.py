@@ -264,16 +264,27 @@ def test_rebuild_flag_recovers_from_changed_settings(settings, fixture_corpus, e
 # -- URLs ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def added_urls(tmp_path_factory):
-    """`python ingest.py add` of two good and two bad loopback URLs, then `list --json`."""
+    """`python ingest.py add --allow-private-urls` of two good and two bad loopback URLs, then
+    `list --json`. Shared by several tests, so read-only: a test that changes the corpus or the
+    index works on its own copy (``own_urls``)."""
     root = tmp_path_factory.mktemp("urls")
     corpus, data = root / "corpus", root / "data"
     corpus.mkdir()
     with serve_loopback(root / "www") as server:
         urls = {name: server.url + path for name, path in [
             ("page", "/page.html"), ("plain", "/plain.txt"), ("missing", "/missing"), ("binary", "/binary")]}
-        result = run_ingest("add", *urls.values(), corpus=corpus, data=data)
+        result = run_ingest("add", "--allow-private-urls", *urls.values(), corpus=corpus, data=data)
     listed = run_ingest("list", "--json", corpus=corpus, data=data)
     return SimpleNamespace(corpus=corpus, data=data, urls=urls, result=result, listed=listed)
+
+
+@pytest.fixture
+def own_urls(added_urls, tmp_path):
+    """This test's own copy of ``added_urls``' corpus and index, free to change in any test order."""
+    corpus, data = tmp_path / "own" / "corpus", tmp_path / "own" / "data"
+    shutil.copytree(added_urls.corpus, corpus)
+    shutil.copytree(added_urls.data, data)
+    return SimpleNamespace(corpus=corpus, data=data, urls=added_urls.urls, listed=added_urls.listed)
 
 
 @pytest.mark.slow
@@ -316,42 +327,56 @@ def test_added_pages_are_indexed_and_listed(added_urls):
 
 
 @pytest.mark.slow
-def test_remove_by_url_deletes_the_document_and_its_file(added_urls, main):
-    url = added_urls.urls["page"]
-    source = next(d["source"] for d in json.loads(added_urls.listed.stdout) if d["url"] == url)
+def test_remove_by_url_deletes_the_document_and_its_file(own_urls, main):
+    url = own_urls.urls["page"]
+    source = next(d["source"] for d in json.loads(own_urls.listed.stdout) if d["url"] == url)
 
-    result = main("remove", url, "--json", *in_index(added_urls))
+    result = main("remove", url, "--json", *in_index(own_urls))
 
     assert result.code == 0, result.err
     assert json.loads(result.out)["removed"] == 1
-    assert not (added_urls.corpus / source).exists()
-    assert source not in indexed_sources(added_urls.data)
+    assert not (own_urls.corpus / source).exists()
+    assert source not in indexed_sources(own_urls.data)
 
 
 @pytest.mark.slow
-def test_remove_by_source_deletes_the_document_and_its_file(added_urls, main):
-    url = added_urls.urls["plain"]
-    source = next(d["source"] for d in json.loads(added_urls.listed.stdout) if d["url"] == url)
+def test_remove_by_source_deletes_the_document_and_its_file(own_urls, main):
+    url = own_urls.urls["plain"]
+    source = next(d["source"] for d in json.loads(own_urls.listed.stdout) if d["url"] == url)
 
-    result = main("remove", source, "--quiet", *in_index(added_urls))
+    result = main("remove", source, "--quiet", *in_index(own_urls))
 
     assert result.code == 0, result.err
     assert result.out == result.err == ""
-    assert not (added_urls.corpus / source).exists()
-    assert source not in indexed_sources(added_urls.data)
+    assert not (own_urls.corpus / source).exists()
+    assert source not in indexed_sources(own_urls.data)
 
 
 @pytest.mark.slow
 def test_add_unreachable_url_is_one_error_line_and_exit_1(tmp_path):
     url = f"http://127.0.0.1:{free_port()}/x"
 
-    result = run_ingest("add", url, corpus=tmp_path / "corpus", data=tmp_path / "data")
+    result = run_ingest("add", url, corpus=tmp_path / "corpus", data=tmp_path / "data",
+                        env={"FOOTNOTE_ALLOW_PRIVATE_URLS": "true"})
 
     assert result.returncode == 1
     lines = error_lines(result.stderr)
     assert len(lines) == 1
-    assert lines[0].startswith(f"error: {url}: cannot fetch (ConnectError")
+    assert lines[0].startswith(f"error: {url}: could not be fetched: the site did not answer.")
     assert "Traceback" not in result.stderr
+
+
+def test_add_loopback_url_without_the_flag_is_refused(http_server, settings, main):
+    url = http_server.url + "/page.html"
+
+    result = main("add", url, "--corpus", str(settings.corpus_dir), "--quiet")
+
+    assert result.code == 1
+    lines = error_lines(result.err)
+    assert len(lines) == 1
+    assert lines[0].startswith(f"error: {url}: 127.0.0.1 is a private or local network address")
+    assert "--allow-private-urls" in lines[0]
+    assert http_server.requests == [] and list(settings.corpus_dir.iterdir()) == []
 
 
 def test_add_copies_a_file_into_the_corpus_and_indexes_it(settings, embedder, tmp_path, capsys, restore_logging):

@@ -94,8 +94,9 @@ def stop_app(app: RunningApp) -> None:
 
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
-    """One `python app.py` for the session, over a tmp corpus holding the seed document."""
-    app = start_app(tmp_path_factory.mktemp("app"))
+    """One `python app.py` for the session, over a tmp corpus holding the seed document; its URL
+    box may fetch from 127.0.0.1 (the tests' page server) and no other private address."""
+    app = start_app(tmp_path_factory.mktemp("app"), env={"FOOTNOTE_ALLOWED_URL_NETWORKS": '["127.0.0.1/32"]'})
     try:
         yield app
     finally:
