@@ -84,11 +84,14 @@ def ingest_main(argv: Sequence[str] | None = None) -> int:
         from rag.indexer import Indexer
 
         if args.command == "list":
-            entries = Indexer(settings).documents()
+            listing = Indexer(settings)
+            entries, failures = listing.documents(), listing.failures()
             if as_json:
-                print(json.dumps([_entry_dict(e) for e in entries], ensure_ascii=False))
+                failed = [{"source": s, "title": "", "type": "", "chunks": 0, "added": "", "updated": "",
+                           "authors": "", "url": "", "error": reason} for s, reason in failures.items()]
+                print(json.dumps([_entry_dict(e) for e in entries] + failed, ensure_ascii=False))
             else:
-                _print_documents(entries)
+                _print_documents(entries, failures)
             return 0
         with _progress(enabled=not quiet and sys.stderr.isatty()) as progress:
             indexer = Indexer(settings, progress=progress)
@@ -115,7 +118,7 @@ def _entry_dict(entry: Any) -> dict[str, Any]:
             "added": entry.added, "updated": entry.updated, "authors": entry.authors, "url": entry.url}
 
 
-def _print_documents(entries: list[Any]) -> None:
+def _print_documents(entries: list[Any], failures: dict[str, str]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -125,6 +128,13 @@ def _print_documents(entries: list[Any]) -> None:
     for e in entries:
         table.add_row(e.source, e.title, e.type, str(e.chunks), e.added[:19].replace("T", " "))
     Console(markup=False, highlight=False).print(table)
+    if failures:
+        failed = Table(title=f"{len(failures)} files not indexed (fix them, or `ingest.py remove SOURCE`)")
+        failed.add_column("source", overflow="fold")
+        failed.add_column("reason", overflow="fold")
+        for source, reason in failures.items():
+            failed.add_row(source, reason)
+        Console(markup=False, highlight=False).print(failed)
 
 
 def _print_report(report: Any) -> None:

@@ -16,12 +16,15 @@ import yaml
 
 from rag.errors import IngestError, UnsupportedFileError
 from rag.fetch import fetch
+from rag.limits import over_limit
 from rag.loaders import SUPPORTED_SUFFIXES, decode_text, html_to_text
 
 logger = logging.getLogger(__name__)
 
 UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 MAX_NAME = 120
+# File systems cap a name at 255 bytes, not characters: 120 emoji are 480 bytes.
+MAX_NAME_BYTES = 200
 WEB_FOLDER = "web"
 TEXT_CONTENT_TYPES = {"text/html": ".html", "application/xhtml+xml": ".html", "text/plain": ".txt",
                       "text/markdown": ".md", "application/pdf": ".pdf"}
@@ -38,8 +41,61 @@ def scan(corpus_dir: Path) -> list[Path]:
 
 
 def source_of(path: Path, corpus_dir: Path) -> str:
-    """A file's source name: its path relative to the corpus folder, with forward slashes."""
-    return path.resolve().relative_to(corpus_dir.resolve()).as_posix()
+    """A file's source name: its path relative to the corpus folder, with forward slashes.
+
+    A symbolic link is named by where it sits, not where it points (``check_inside`` decides
+    whether it may be read).
+
+    Raises:
+        ValueError: ``path`` is not inside ``corpus_dir``.
+    """
+    where = path.parent.resolve() / path.name if path.name not in {"", ".", ".."} else path.resolve()
+    return where.relative_to(corpus_dir.resolve()).as_posix()
+
+
+def check_inside(path: Path, corpus_dir: Path, *, source: str) -> None:
+    """Refuse a corpus file that resolves outside the corpus (a symbolic link out of it), or
+    whose name is not UTF-8 (it could not be stored or cited).
+
+    Raises:
+        IngestError: the file must not be read.
+    """
+    if not storable(source):
+        raise IngestError(f"{ascii(source)[1:-1]}: the file name is not valid UTF-8, so it cannot be "
+                          "stored or cited. Rename the file.")
+    try:
+        inside = path.resolve().is_relative_to(corpus_dir.resolve())
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise IngestError(f"{source}: cannot resolve the file ({exc}). Remove it.") from exc
+    if not inside:
+        raise IngestError(
+            f"{source}: is a symbolic link to a file outside the corpus folder, which Footnote never "
+            "follows. Copy the file into the corpus instead, or remove the link."
+        )
+
+
+def storable(source: str) -> bool:
+    """Whether a source name can be written as UTF-8 (a Linux file name need not be)."""
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def delete(source: str, corpus_dir: Path) -> None:
+    """Delete a source's file from the corpus (a symbolic link itself, never its target).
+
+    Raises:
+        IngestError: ``source`` is not a corpus path, or the file cannot be deleted.
+    """
+    if Path(source).is_absolute() or ".." in Path(source).parts:
+        raise IngestError(f"{source}: not a corpus path; nothing was deleted.")
+    try:
+        (corpus_dir / source).unlink(missing_ok=True)
+    except OSError as exc:
+        raise IngestError(f"{source}: cannot delete the file ({exc.strerror or exc}). "
+                          "Check the corpus folder's permissions.") from exc
 
 
 def safe_filename(name: str) -> str:
@@ -52,8 +108,14 @@ def safe_filename(name: str) -> str:
     stem, dot, suffix = name.rpartition(".")
     if not dot:
         stem, suffix = name, ""
-    stem = stem[: MAX_NAME].strip() or "document"
-    return f"{stem}.{suffix.lower()}" if suffix else stem
+    stem = _cut_utf8(stem[: MAX_NAME], MAX_NAME_BYTES).strip() or "document"
+    suffix = _cut_utf8(suffix.lower(), MAX_NAME_BYTES // 4)
+    return f"{stem}.{suffix}" if suffix else stem
+
+
+def _cut_utf8(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes of UTF-8, on a character boundary."""
+    return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
 
 
 def copy_in(path: Path, corpus_dir: Path, *, name: str | None = None, max_bytes: int) -> Path:
@@ -71,10 +133,7 @@ def copy_in(path: Path, corpus_dir: Path, *, name: str | None = None, max_bytes:
     except OSError as exc:
         raise IngestError(f"{filename}: cannot read file ({exc.strerror or exc}).") from exc
     if size > max_bytes:
-        raise IngestError(
-            f"{filename}: file is {size / 1e6:.3g} MB, over the {max_bytes / 1e6:g} MB limit "
-            "(FOOTNOTE_MAX_FILE_MB raises it)."
-        )
+        raise IngestError(f"{filename}: file is {over_limit(size, max_bytes)} (FOOTNOTE_MAX_FILE_MB raises it).")
     corpus_dir.mkdir(parents=True, exist_ok=True)
     target = _unused(corpus_dir / filename, file_hash(path))
     if not target.exists():

@@ -20,8 +20,9 @@ from rag.chunking import make_splitter, split
 from rag.config import Settings
 from rag.embeddings import Embedder, get_embedder
 from rag.errors import EmptyDocumentError, IngestError, UnsupportedFileError
-from rag.loaders import is_supported, load
-from rag.manifest import Entry, Manifest, ingest_lock
+from rag.limits import LoadLimits
+from rag.loaders import brief, is_supported, load
+from rag.manifest import Entry, Manifest, forget_failures, ingest_lock
 from rag.store import Store, collection_name
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ class Indexer:
         self.progress = progress or NoProgress()
         self._embedder = embedder
         self.max_bytes = int(settings.max_file_mb * 1e6)
+        self.limits = LoadLimits.from_settings(settings.limits)
 
     @property
     def embedder(self) -> Embedder:
@@ -144,12 +146,17 @@ class Indexer:
             seen: set[str] = set()
             pending: list[_Pending] = []
             for path in files:
-                source = corpus.source_of(path, corpus_dir)
+                try:
+                    source = corpus.source_of(path, corpus_dir)
+                except ValueError:
+                    report.failed.append((str(path), f"{path}: is not inside the corpus folder {corpus_dir}."))
+                    continue
                 seen.add(source)
                 try:
                     item = self._prepare(path, source, manifest)
                     if item is None:
                         report.unchanged.append(source)
+                        manifest.failed.pop(source, None)
                     else:
                         pending.append(item)
                         self.progress.chunks(len(item.chunks))
@@ -158,6 +165,8 @@ class Indexer:
                     # would show every failure twice.
                     logger.info("not indexed: %s", exc)
                     report.failed.append((source, str(exc)))
+                    if corpus.storable(source):
+                        manifest.failed[source] = str(exc)
                 self.progress.file_done(source)
                 if sum(len(p.chunks) for p in pending) >= COMMIT_CHUNKS:
                     self._commit(pending, store, manifest, report)
@@ -167,6 +176,8 @@ class Indexer:
                 for source in sorted(set(manifest.entries) - seen):
                     self._drop(source, store, manifest)
                     report.removed.append(source)
+                for source in set(manifest.failed) - seen:
+                    del manifest.failed[source]
             manifest.save()
             if report.removed or rebuild:  # _commit marks its own writes
                 store.mark_changed()
@@ -205,11 +216,17 @@ class Indexer:
             except IngestError as exc:
                 logger.info("not added: %s", exc)
                 report.failed.append((item, str(exc)))
+            except OSError as exc:  # a name too long, a copy that failed half-way
+                name = item if len(item) <= 100 else item[:99] + "…"
+                report.failed.append((item, f"{name}: cannot read file ({exc.strerror or brief(exc)})."))
         report.merge(self.sync(only=landed))
         fresh = {corpus.source_of(p, corpus_dir): p for p in landed if p not in before}
-        for source, _ in report.failed:
-            if source in fresh:
-                fresh[source].unlink(missing_ok=True)
+        taken_out = [source for source, _ in report.failed if source in fresh]
+        for source in taken_out:
+            fresh[source].unlink(missing_ok=True)
+        if taken_out:
+            forget_failures(self.manifest_path, taken_out, collection=collection_name(self.settings),
+                            lock_timeout=self.settings.lock_timeout)
         return report
 
     def remove(self, sources: list[str]) -> IngestReport:
@@ -227,8 +244,13 @@ class Indexer:
                 if source is None:
                     report.failed.append((name, f"{name}: not in the index; `python ingest.py list` shows what is."))
                     continue
+                try:
+                    corpus.delete(source, self.settings.corpus_dir)
+                except IngestError as exc:
+                    report.failed.append((name, str(exc)))
+                    continue
                 self._drop(source, store, manifest)
-                (self.settings.corpus_dir / source).unlink(missing_ok=True)
+                manifest.failed.pop(source, None)
                 report.removed.append(source)
             manifest.save()
             if report.removed:
@@ -244,8 +266,15 @@ class Indexer:
         return sorted(Manifest.load(self.manifest_path, collection=name).entries.values(),
                       key=lambda e: e.source)
 
+    def failures(self) -> dict[str, str]:
+        """Corpus files that could not be indexed, by source, with the reason (listed until the
+        file is fixed, deleted, or removed with ``remove([source])``)."""
+        name = collection_name(self.settings)
+        return dict(sorted(Manifest.load(self.manifest_path, collection=name).failed.items()))
+
     # -- steps -------------------------------------------------------------------
     def _prepare(self, path: Path, source: str, manifest: Manifest) -> _Pending | None:
+        corpus.check_inside(path, self.settings.corpus_dir, source=source)
         if not is_supported(path):
             raise UnsupportedFileError(
                 f"{source}: unsupported file type {path.suffix or '(none)'!r}; supported: "
@@ -260,7 +289,14 @@ class Indexer:
         previous = manifest.entries.get(source)
         if previous is not None and previous.file_hash == digest:
             return None
-        chunks = split(load(path, source=source, max_bytes=self.max_bytes), self.splitter)
+        docs = load(path, source=source, max_bytes=self.max_bytes, limits=self.limits)
+        splitter = self.splitter
+        try:
+            chunks = split(docs, splitter)
+        except Exception as exc:  # one odd text must not stop the other files
+            logger.debug("%s: splitting failed", source, exc_info=True)
+            raise IngestError(f"{source}: could not be split into passages ({brief(exc)}). "
+                              "Save it again as plain text, or remove it.") from exc
         if not chunks:
             raise EmptyDocumentError(f"{source}: no text could be extracted.")
         return _Pending(source, digest, size, chunks, previous)
@@ -300,6 +336,7 @@ class Indexer:
                 authors=str(meta.get("authors", "")), url=str(meta.get("url", "")),
                 size=item.size, chunk_ids=ids,
             )
+            manifest.failed.pop(item.source, None)
             (report.updated if item.previous else report.added).append(item.source)
         # Before the manifest records the work: a crash after this point must not leave other
         # processes' keyword indexes believing nothing changed.
@@ -312,7 +349,7 @@ class Indexer:
         manifest.entries.pop(source, None)
 
     def _resolve(self, name: str, manifest: Manifest) -> str | None:
-        if name in manifest.entries:
+        if name in manifest.entries or name in manifest.failed:
             return name
         for entry in manifest.entries.values():
             if entry.url and entry.url == name:
@@ -322,7 +359,7 @@ class Indexer:
             source = corpus.source_of(path, self.settings.corpus_dir)
         except ValueError:
             return None
-        return source if source in manifest.entries else None
+        return source if source in manifest.entries or source in manifest.failed else None
 
 
 def _text_key(text: str) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import logging
 import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import yaml
 from langchain_core.documents import Document
 
 from rag.errors import EmptyDocumentError, IngestError, UnsupportedFileError
+from rag.limits import LoadLimits, check_archive, check_pages, cut_page, over_limit
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +25,12 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".pdf", ".html", ".htm", ".doc
 FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*\n", re.DOTALL)
 # Share of control characters above which a ".txt" is taken to be binary.
 BINARY_CONTROL_SHARE = 0.05
+# UTF-32 first: its little-endian mark starts with UTF-16's.
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+# What a file of each type is called in messages.
+KINDS = {".txt": "text file", ".md": "Markdown file", ".markdown": "Markdown file", ".pdf": "PDF",
+         ".html": "web page", ".htm": "web page", ".docx": "Word file"}
 
 
 def is_supported(path: Path) -> bool:
@@ -29,7 +38,7 @@ def is_supported(path: Path) -> bool:
     return path.suffix.lower() in SUPPORTED_SUFFIXES
 
 
-def load(path: Path, *, source: str, max_bytes: int) -> list[Document]:
+def load(path: Path, *, source: str, max_bytes: int, limits: LoadLimits | None = None) -> list[Document]:
     """Read one file into Documents (one per PDF page, one otherwise).
 
     Every Document carries ``source``, ``title``, ``authors``, ``type``, ``content_hash`` and
@@ -38,7 +47,8 @@ def load(path: Path, *, source: str, max_bytes: int) -> list[Document]:
     Raises:
         UnsupportedFileError: unknown extension.
         EmptyDocumentError: no extractable text.
-        IngestError: unreadable, too large, binary or corrupt.
+        IngestError: unreadable, too large, binary, corrupt, or over one of ``limits``; any
+            failure of a parser ends as an ``IngestError`` whose ``__cause__`` is the original.
     """
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -47,28 +57,65 @@ def load(path: Path, *, source: str, max_bytes: int) -> list[Document]:
             f"supported: {', '.join(SUPPORTED_SUFFIXES)}."
         )
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise IngestError(
-                f"{source}: file is {size / 1e6:.3g} MB, over the {max_bytes / 1e6:g} MB limit "
-                "(FOOTNOTE_MAX_FILE_MB raises it)."
-            )
-        data = path.read_bytes()
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise IngestError(f"{source}: not a regular file (a device, pipe or folder); remove it.")
+        if info.st_size > max_bytes:
+            raise IngestError(f"{source}: file is {over_limit(info.st_size, max_bytes)} "
+                              "(FOOTNOTE_MAX_FILE_MB raises it).")
+        with path.open("rb") as handle:
+            data = handle.read(info.st_size + 1)  # one byte more shows a file still growing
+        if len(data) > info.st_size:
+            raise IngestError(f"{source}: file grew while it was read; try again once it is written.")
     except FileNotFoundError as exc:
         raise IngestError(f"{source}: file disappeared before it could be read.") from exc
     except OSError as exc:
         raise IngestError(f"{source}: cannot read file ({exc.strerror or exc}).") from exc
+    return load_bytes(data, source=source, suffix=suffix, limits=limits or LoadLimits())
+
+
+def load_bytes(data: bytes, *, source: str, suffix: str, limits: LoadLimits) -> list[Document]:
+    """``load`` after the file is read: parse ``data`` as a ``suffix`` file into Documents.
+
+    Raises:
+        IngestError: as ``load``; never any other exception type (a parser's own error is the
+            ``__cause__``, and its traceback is logged at DEBUG).
+    """
+    try:
+        return _documents(data, source, suffix, limits)
+    except IngestError:
+        raise
+    except Exception as exc:  # a hostile file must not stop the other files of a sync
+        logger.debug("%s: reader failed", source, exc_info=True)
+        raise IngestError(
+            f"{source}: corrupt or unreadable {KINDS.get(suffix, 'file')} ({brief(exc)}). "
+            "Open it and save it again, or remove it."
+        ) from exc
+
+
+def brief(exc: BaseException) -> str:
+    """One short line naming an exception: ``XMLSyntaxError: Premature end of data...``."""
+    text = " ".join(str(exc).split())
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def _documents(data: bytes, source: str, suffix: str, limits: LoadLimits) -> list[Document]:
+    if suffix not in READERS:
+        raise UnsupportedFileError(
+            f"{source}: unsupported file type {suffix or '(none)'!r}; "
+            f"supported: {', '.join(SUPPORTED_SUFFIXES)}."
+        )
     if not data.strip():
         raise EmptyDocumentError(f"{source}: file is empty.")
-    reader = READERS[suffix]
-    segments, meta = reader(data, source)
+    segments, meta = READERS[suffix](data, source, limits)
     segments = [(page, _normalise(text)) for page, text in segments]
     if not any(text.strip() for _, text in segments):
         raise EmptyDocumentError(f"{source}: no text could be extracted.")
     full_text = "\n\n".join(text for _, text in segments)
     meta = flatten({
         "source": source,
-        "title": meta.get("title") or _title_from(full_text, path),
+        "title": meta.get("title") or _title_from(full_text, Path(source)),
         "authors": meta.get("authors", ""),
         "type": meta["type"],
         "content_hash": hashlib.sha256(full_text.encode()).hexdigest(),
@@ -106,15 +153,27 @@ def flatten(meta: dict[str, Any]) -> dict[str, str | int | float | bool]:
 
 
 def decode_text(data: bytes, source: str) -> str:
-    """Bytes -> str: UTF-8 (with or without BOM), else cp1252, else Latin-1; binary is an error."""
-    if b"\x00" in data[:8192]:
-        raise IngestError(f"{source}: looks like a binary file, not text (NUL bytes).")
-    for encoding in ("utf-8-sig", "cp1252", "latin-1"):
+    """Bytes -> str: UTF-16/32 by their BOM, UTF-8 (with or without BOM), else cp1252, else
+    Latin-1; binary is an error."""
+    boms = [encoding for bom, encoding in BOMS if data.startswith(bom)]
+    for encoding in boms:
         try:
             text = data.decode(encoding)
             break
         except UnicodeDecodeError:
             continue
+    else:
+        if boms:
+            raise IngestError(f"{source}: starts with a {boms[-1].upper()} byte-order mark but is not "
+                              f"valid {boms[-1].upper()} text. Save it again as UTF-8.")
+        if b"\x00" in data[:8192]:
+            raise IngestError(f"{source}: looks like a binary file, not text (NUL bytes).")
+        for encoding in ("utf-8-sig", "cp1252", "latin-1"):
+            try:
+                text = data.decode(encoding)
+                break
+            except UnicodeDecodeError:
+                continue
     controls = sum(1 for ch in text[:20000] if ord(ch) < 32 and ch not in "\n\r\t\f")
     if controls > BINARY_CONTROL_SHARE * min(len(text), 20000):
         raise IngestError(f"{source}: looks like a binary file, not text.")
@@ -152,7 +211,7 @@ def authors_from(meta: dict[str, Any]) -> str:
     return "; ".join(names)
 
 
-def _read_text(data: bytes, source: str) -> tuple[list[tuple[int | None, str]], dict[str, Any]]:
+def _read_text(data: bytes, source: str, limits: LoadLimits) -> tuple[list[tuple[int | None, str]], dict[str, Any]]:
     text = decode_text(data, source)
     front, body = split_front_matter(text.replace("\r\n", "\n"))
     meta = {k: v for k, v in front.items() if k not in {"authors", "author", "source", "offset"}}
@@ -163,16 +222,16 @@ def _read_text(data: bytes, source: str) -> tuple[list[tuple[int | None, str]], 
     return [(None, body)], meta
 
 
-def _read_pdf(data: bytes, source: str) -> tuple[list[tuple[int | None, str]], dict[str, Any]]:
+def _read_pdf(data: bytes, source: str, limits: LoadLimits) -> tuple[list[tuple[int | None, str]], dict[str, Any]]:
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
 
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        pages = [(i + 1, page.extract_text() or "") for i, page in enumerate(reader.pages)]
-        info: Any = reader.metadata or {}
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise IngestError(f"{source}: corrupt or unreadable PDF ({exc}).") from exc
+    reader = PdfReader(io.BytesIO(data))
+    if reader.is_encrypted and not reader.decrypt(""):
+        raise IngestError(f"{source}: PDF is password-protected; save an unprotected copy and add that.")
+    check_pages(len(reader.pages), source, limits)
+    pages = [(i + 1, cut_page(page.extract_text() or "", i + 1, source, limits))
+             for i, page in enumerate(reader.pages)]
+    info: Any = reader.metadata or {}
     if not any(text.strip() for _, text in pages):
         raise EmptyDocumentError(
             f"{source}: PDF has no text layer (a scan?); run OCR on it first, e.g. ocrmypdf."
@@ -214,21 +273,16 @@ def html_to_text(html: str) -> tuple[str, str]:
     return text, title
 
 
-def _read_html(data: bytes, source: str) -> tuple[list[tuple[int | None, str]], dict[str, Any]]:
+def _read_html(data: bytes, source: str, limits: LoadLimits) -> tuple[list[tuple[int | None, str]], dict[str, Any]]:
     text, title = html_to_text(decode_text(data, source))
     return [(None, text)], {"title": title, "type": "html"}
 
 
-def _read_docx(data: bytes, source: str) -> tuple[list[tuple[int | None, str]], dict[str, Any]]:
-    import zipfile
-
+def _read_docx(data: bytes, source: str, limits: LoadLimits) -> tuple[list[tuple[int | None, str]], dict[str, Any]]:
     import docx
-    from docx.opc.exceptions import PackageNotFoundError
 
-    try:
-        document = docx.Document(io.BytesIO(data))
-    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise IngestError(f"{source}: corrupt or unreadable Word file ({exc}).") from exc
+    check_archive(data, source, limits, kind="Word file")
+    document = docx.Document(io.BytesIO(data))
     paragraphs = [p.text for p in document.paragraphs if p.text.strip()]
     for table in document.tables:
         for row in table.rows:
@@ -240,6 +294,8 @@ def _read_docx(data: bytes, source: str) -> tuple[list[tuple[int | None, str]], 
 
 
 def _normalise(text: str) -> str:
+    # Lone surrogates (from some PDFs) cannot be encoded for hashing or storage.
+    text = text.encode("utf-8", "replace").decode("utf-8")
     return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
 
 
@@ -251,7 +307,7 @@ def _title_from(text: str, path: Path) -> str:
     return path.stem
 
 
-Reader = Callable[[bytes, str], tuple[list[tuple[int | None, str]], dict[str, Any]]]
+Reader = Callable[[bytes, str, LoadLimits], tuple[list[tuple[int | None, str]], dict[str, Any]]]
 READERS: dict[str, Reader] = {
     ".txt": _read_text, ".md": _read_text, ".markdown": _read_text,
     ".pdf": _read_pdf, ".html": _read_html, ".htm": _read_html, ".docx": _read_docx,

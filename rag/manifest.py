@@ -40,6 +40,8 @@ class Manifest:
     path: Path
     collection: str
     entries: dict[str, Entry] = field(default_factory=dict)
+    # Sources that could not be indexed, with the reason; cleared when the file is fixed or gone.
+    failed: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path, *, collection: str) -> Manifest:
@@ -48,6 +50,8 @@ class Manifest:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return cls(path, collection)
+        except (NotADirectoryError, PermissionError) as exc:
+            raise data_folder_error(path.parent, exc) from exc
         except (OSError, ValueError) as exc:
             raise StoreError(
                 f"The manifest {path} is unreadable ({exc}). Run `python ingest.py --rebuild`."
@@ -55,7 +59,10 @@ class Manifest:
         if raw.get("collection") != collection:
             return cls(path, collection)
         entries = {s: Entry(**e) for s, e in raw.get("documents", {}).items()}
-        return cls(path, collection, entries)
+        failed = raw.get("failed", {})
+        if not isinstance(failed, dict):
+            failed = {}
+        return cls(path, collection, entries, {str(s): str(r) for s, r in failed.items()})
 
     def save(self) -> None:
         """Write to a temporary file and rename it over the old one: never half-written."""
@@ -63,6 +70,7 @@ class Manifest:
         data = {
             "collection": self.collection,
             "documents": {s: asdict(e) for s, e in sorted(self.entries.items())},
+            "failed": dict(sorted(self.failed.items())),
         }
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".manifest.", suffix=".tmp")
         try:
@@ -78,17 +86,42 @@ class Manifest:
 
 @contextmanager
 def ingest_lock(data_dir: Path, *, timeout: float) -> Iterator[None]:
-    """Hold the data folder's ingest lock; a second ingest waits up to ``timeout`` seconds."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    """Hold the data folder's ingest lock (creating the folder); a second ingest waits up to
+    ``timeout`` seconds.
+
+    Raises:
+        StoreError: the data folder cannot be created or written.
+        IngestError: another ingest held the lock for ``timeout`` seconds.
+    """
     lock = FileLock(str(data_dir / "ingest.lock"))
     try:
+        data_dir.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=timeout)
     except Timeout as exc:
         raise IngestError(
             f"Another ingest is running on {data_dir} (lock held for over {timeout:.0f}s). "
             "Wait for it to finish, then try again."
         ) from exc
+    except OSError as exc:  # after Timeout, which is a TimeoutError
+        raise data_folder_error(data_dir, exc) from exc
     try:
         yield
     finally:
         lock.release()
+
+
+def forget_failures(path: Path, sources: list[str], *, collection: str, lock_timeout: float) -> None:
+    """Drop the failure records of ``sources`` (files taken out of the corpus again)."""
+    with ingest_lock(path.parent, timeout=lock_timeout):
+        manifest = Manifest.load(path, collection=collection)
+        if any(manifest.failed.pop(source, None) is not None for source in sources):
+            manifest.save()
+
+
+def data_folder_error(data_dir: Path, exc: OSError) -> StoreError:
+    """The error for a data folder that cannot be created or written, saying what to do."""
+    reason = exc.strerror or type(exc).__name__
+    return StoreError(
+        f"Cannot use the data folder {data_dir} ({reason}). Make it a folder this user can write "
+        "to, or point FOOTNOTE_DATA_DIR (or --data-dir) at one that is."
+    )

@@ -98,7 +98,10 @@ def markers_in(text: str) -> list[int]:
 
 def strip_markers(text: str) -> str:
     """``text`` without its [n] markers (and the spaces they leave)."""
-    return re.sub(r"\s+([.,;:!?])", r"\1", MARKER.sub("", text)).strip()
+    # Until nothing changes: removing the inner marker of "[1[2]]" leaves a new one, "[1]".
+    while (stripped := MARKER.sub("", text)) != text:
+        text = stripped
+    return re.sub(r"\s+([.,;:!?])", r"\1", text).strip()
 
 
 def content_words(text: str) -> list[str]:
