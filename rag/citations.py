@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag.answer.prompt import SYSTEM
 from rag.embeddings import Embedder
 from rag.text import MARKER, content_words, markers_in, sentences, strip_markers
 from rag.types import Citation, Passage, Sentence
@@ -22,6 +23,12 @@ SEMANTIC_WEIGHT = 0.5
 MISSING_ENTITY_FACTOR = 0.5
 # Sentences with fewer content words than this are connective tissue, not claims.
 MIN_CLAIM_WORDS = 4
+# A sentence about "the passages" or "instructions" (the prompt's words for its own material;
+# users and documents speak of documents) whose content words come at least ECHO_SHARE from the
+# answer instructions restates them: no passage supports a claim about the prompt.
+INSTRUCTION_WORDS = frozenset(content_words(SYSTEM))
+PROMPT_TERMS = frozenset(content_words("passages passage instructions instruction"))
+ECHO_SHARE = 0.75
 ENTITY = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-zà-ÿ]+|\d[\d,.]*)\b")
 
 
@@ -110,6 +117,11 @@ def check(text: str, passages: Sequence[Passage], *, checker: SupportChecker,
         cited = list(dict.fromkeys(markers_in(text)))
         claim = strip_markers(text)
         attributed = False
+        if echoes_instructions(claim, [by_marker[m].text for m in cited] or [p.text for p in passages]):
+            logger.info("an answer sentence restates the prompt's instructions; not supported")
+            judged.append(Sentence(claim, (), False))
+            pieces.append(claim)
+            continue
         if not cited:
             if len(content_words(claim)) < MIN_CLAIM_WORDS:
                 judged.append(Sentence(text, (), None))
@@ -142,6 +154,19 @@ def check(text: str, passages: Sequence[Passage], *, checker: SupportChecker,
         for m in order
     )
     return CheckedAnswer(cleaned, tuple(judged), citations, tuple(dropped))
+
+
+def echoes_instructions(claim: str, passage_texts: Sequence[str]) -> bool:
+    """Whether ``claim`` restates the answer prompt's own rules ("I only use facts stated in the
+    passages"): it speaks of the passages or instructions, mostly in the prompt's words, and is
+    not a word-for-word quote of a passage."""
+    words = content_words(claim)
+    if not words or not PROMPT_TERMS & set(words):
+        return False
+    if sum(w in INSTRUCTION_WORDS for w in words) < ECHO_SHARE * len(words):
+        return False
+    normal = _normal(claim)
+    return not any(normal in _normal(text) for text in passage_texts)
 
 
 def _with_marker(sentence: str, marker: int) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rag.config import Settings, build_settings
-from rag.errors import FootnoteError
+from rag.errors import FootnoteError, InputError
 
 logger = logging.getLogger(__name__)
 
@@ -273,13 +273,17 @@ def _chat(settings: Settings, options: dict[str, Any]) -> int:
             return 0
         shown = 0
         final = None
-        for piece in stream(question, history, settings=settings, **options):
-            if isinstance(piece, Answer):
-                final = piece
-            else:
-                sys.stdout.write(piece[shown:])
-                sys.stdout.flush()
-                shown = len(piece)
+        try:
+            for piece in stream(question, history, settings=settings, **options):
+                if isinstance(piece, Answer):
+                    final = piece
+                else:
+                    sys.stdout.write(piece[shown:])
+                    sys.stdout.flush()
+                    shown = len(piece)
+        except InputError as exc:  # a question too long ends that question, not the chat
+            print(f"error: {exc}", file=sys.stderr)
+            continue
         print()
         if final is not None:
             _print_sources(final)

@@ -2,6 +2,7 @@
 
     FootnoteError
     ├── ConfigError
+    ├── InputError
     ├── IngestError
     │   ├── UnsupportedFileError
     │   └── EmptyDocumentError
@@ -20,6 +21,10 @@ class FootnoteError(Exception):
 
 class ConfigError(FootnoteError):
     """Settings are invalid or contradict each other."""
+
+
+class InputError(FootnoteError):
+    """A question or other user input is unusable (empty, too long)."""
 
 
 class IngestError(FootnoteError):

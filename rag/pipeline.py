@@ -11,7 +11,7 @@ from rag.answer import get_backend
 from rag.citations import SupportChecker, check
 from rag.config import Settings, get_settings
 from rag.embeddings import Embedder, get_embedder
-from rag.errors import IndexNotFoundError
+from rag.errors import IndexNotFoundError, InputError
 from rag.indexer import Indexer, IngestReport, Progress
 from rag.retrieval import Retrieval, retrieve
 from rag.store import Store
@@ -30,6 +30,25 @@ def ingest(settings: Settings | None = None, *, rebuild: bool = False,
     return Indexer(settings, progress=progress, embedder=_embedder(settings)).sync(rebuild=rebuild)
 
 
+def check_question(question: str, *, settings: Settings) -> str:
+    """``question`` without surrounding white space, once it is known to be askable.
+
+    The one check behind the CLI, the app's chat and the ``/ask`` API, so all three say the same.
+
+    Raises:
+        InputError: the question is empty or longer than ``settings.limits.max_question_chars``.
+    """
+    question = (question or "").strip()
+    if not question:
+        raise InputError("The question is empty. Type a question about your documents.")
+    limit = settings.limits.max_question_chars
+    if len(question) > limit:
+        raise InputError(
+            f"The question is {len(question):,} characters long; the limit is {limit:,}. Shorten it "
+            "(the limit is FOOTNOTE_LIMITS__MAX_QUESTION_CHARS).")
+    return question
+
+
 def ask(question: str, history: History | None = None, *, settings: Settings | None = None,
         k: int | None = None, backend: str | None = None, sources: Sequence[str] | None = None,
         hybrid: bool | None = None, mmr: bool | None = None) -> Answer:
@@ -46,8 +65,13 @@ def ask(question: str, history: History | None = None, *, settings: Settings | N
 def stream(question: str, history: History | None = None, *, settings: Settings | None = None,
            k: int | None = None, backend: str | None = None, sources: Sequence[str] | None = None,
            hybrid: bool | None = None, mmr: bool | None = None) -> Iterator[str | Answer]:
-    """Yield the answer text as it grows (whole text so far), then the final, checked ``Answer``."""
+    """Yield the answer text as it grows (whole text so far), then the final, checked ``Answer``.
+
+    Raises:
+        InputError: the question is empty or too long (see ``check_question``).
+    """
     settings = settings or get_settings()
+    question = check_question(question, settings=settings)
     timings: dict[str, float] = {}
     started = time.perf_counter()
     embedder = _embedder(settings)

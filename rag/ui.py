@@ -17,7 +17,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 import gradio as gr  # noqa: E402
 
-from rag import pipeline, render  # noqa: E402
+from rag import pipeline, render, ui_api  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.errors import ConfigError, FootnoteError  # noqa: E402
 from rag.indexer import Indexer, IngestReport, Progress  # noqa: E402
@@ -178,13 +178,21 @@ class GradioProgress:
 
 # --------------------------------------------------------------------------- documents
 def _documents_view(settings: Settings, status: list[tuple[str, str]] | None = None) -> tuple[Any, Any, str, str]:
-    """Table, delete dropdown, status and index summary, read fresh from the manifest."""
-    entries = Indexer(settings).documents()
-    rows = [[e.title or e.source, e.source, e.type, e.chunks, e.added[:16].replace("T", " ")] for e in entries]
-    sources = [e.source for e in entries]
-    passages = sum(e.chunks for e in entries)
+    """Table, delete dropdown, status and index summary, read fresh from the manifest.
+
+    Files that failed to load are listed too, with their reason, so they can be deleted here.
+    """
+    listing = ui_api.document_list(settings)
+    entries, failed = listing["documents"], listing["failed"]
+    rows = [[e["title"] or e["source"], e["source"], e["type"], e["chunks"], e["added"][:16].replace("T", " ")]
+            for e in entries]
+    rows += [[f"Not indexed: {f['reason']}", f["source"], Path(f["source"]).suffix.lstrip("."), 0, ""]
+             for f in failed]
+    sources = [e["source"] for e in entries] + [f["source"] for f in failed]
+    passages = sum(e["chunks"] for e in entries)
     summary = (f"{len(entries)} document{'s' * (len(entries) != 1)} \u00b7 {passages} passages indexed "
-               f"\u00b7 folder <code>{render.esc(settings.corpus_dir)}</code>")
+               + (f"\u00b7 {len(failed)} not indexed " if failed else "")
+               + f"\u00b7 folder <code>{render.esc(settings.corpus_dir)}</code>")
     table = gr.Dataframe(value=rows, headers=DOCUMENT_HEADERS)
     choice = gr.Dropdown(choices=sources, value=None)
     return table, choice, render.render_status(status or []), f'<p class="fn-hint">{summary}</p>'
@@ -273,13 +281,13 @@ def build_app(settings: Settings) -> gr.Blocks:
     # ---------------------------------------------------------------- chat handlers
     def respond(question: str, turns: list[Turn], backend: str, model: str, base_url: str, k: float,
                 hybrid: bool) -> Iterator[tuple[Any, ...]]:
-        question = (question or "").strip()
-        if not question:
+        if not (question or "").strip():
             yield _messages(turns), _sources(turns), turns, ""
             return
         try:
+            question = pipeline.check_question(question, settings=base)
             request = session_settings(base, backend, model, base_url, k, hybrid)
-        except ConfigError as exc:
+        except FootnoteError as exc:
             raise gr.Error(str(exc)) from exc
         history = [(t.question, t.answer.text) for t in turns if t.answer is not None]
         yield _messages(turns, (question, render.render_streaming(""))), _sources(turns), turns, ""
@@ -341,12 +349,12 @@ def build_app(settings: Settings) -> gr.Blocks:
             status = _report_lines(report, verb="Added") + status
         return (None, *_documents_view(base, status))
 
-    def add_url(url: str, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+    def fetch_page(url: str, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         url = (url or "").strip()
         if not url:
             return (gr.skip(), *_documents_view(base, [("error", "Enter an http(s) URL first.")]))
         try:
-            report = Indexer(base, progress=GradioProgress(progress)).add([url])
+            report = ui_api.add_web_page(base, url, indexer=Indexer(base, progress=GradioProgress(progress)))
         except FootnoteError as exc:
             raise gr.Error(str(exc)) from exc
         return ("" if not report.failed else gr.skip(),
@@ -409,16 +417,6 @@ def build_app(settings: Settings) -> gr.Blocks:
                 + (f"; {report.errors} failed" if report.errors else "") + ".</p>")
         return (gr.Dataframe(value=rows, headers=["Metric", "Value", "Meaning"]), str(paths["chart"]),
                 [str(paths["markdown"]), str(paths["json"]), str(paths["chart"])], note)
-
-    # ---------------------------------------------------------------- API
-    def ask(question: str) -> dict[str, Any]:
-        """Answer a question from the documents; returns the JSON of `python -m rag ask --json`."""
-        if not question.strip():
-            raise gr.Error("The question is empty.")
-        try:
-            return pipeline.ask(question, settings=base).to_dict()
-        except FootnoteError as exc:
-            raise gr.Error(str(exc)) from exc
 
     # ---------------------------------------------------------------- layout
     private: dict[str, Any] = {"api_visibility": "private"}
@@ -539,8 +537,8 @@ def build_app(settings: Settings) -> gr.Blocks:
         doc_outputs = [documents, doomed, doc_status, doc_summary]
         app.load(refresh, None, doc_outputs, show_progress="hidden", **private)
         uploads.upload(add_files, [uploads], [uploads, *doc_outputs], **index)
-        fetch_button.click(add_url, [url], [url, *doc_outputs], **index)
-        url.submit(add_url, [url], [url, *doc_outputs], **index)
+        fetch_button.click(fetch_page, [url], [url, *doc_outputs], **index)
+        url.submit(fetch_page, [url], [url, *doc_outputs], **index)
         delete_button.click(
             delete, [doomed], doc_outputs, **index,
             js="(source) => (source && !confirm(`Delete ${source} from the index and the corpus "
@@ -552,7 +550,7 @@ def build_app(settings: Settings) -> gr.Blocks:
                          [eval_table, eval_chart, eval_files, eval_note], concurrency_id="eval",
                          concurrency_limit=1, show_progress_on=[eval_table], **private)
 
-        gr.api(ask, api_name="ask", concurrency_id="chat", concurrency_limit=4)
+        ui_api.register(base, max_upload_bytes=max_upload)
     return app
 
 

@@ -26,6 +26,7 @@ ANSWER_TIMEOUT = 90_000  # ms
 SCRIPT_PAYLOAD = "<script>window.__pwned=1</script>"
 IMG_PAYLOAD = '<img src=x onerror="window.__pwned=2">'
 TITLE_PAYLOAD = "<img src=y onerror=window.__pwned=3>"
+QUESTION_PAYLOAD = '<img src=q onerror="window.__pwned=4"><script>window.__pwned=5</script>'
 
 
 class AppPage:
@@ -217,7 +218,7 @@ def test_uploaded_pdf_is_cited_then_no_longer_after_delete(app: AppPage, app_ser
     assert "50,000" not in app.page.locator("#fn-chat [data-testid=bot]").last.inner_text()
 
 
-def test_markup_in_a_document_is_shown_as_inert_text(app: AppPage, tmp_path: Path) -> None:
+def test_markup_in_a_document_or_a_question_is_shown_as_inert_text(app: AppPage, tmp_path: Path) -> None:
     evil = tmp_path / "magnitka-notes.md"
     evil.write_text(
         f"# Kombinat {TITLE_PAYLOAD} notes\n\n"
@@ -239,6 +240,15 @@ def test_markup_in_a_document_is_shown_as_inert_text(app: AppPage, tmp_path: Pat
     assert app.page.evaluate("typeof window.__pwned") == "undefined"
     assert app.page.locator("#fn-chat script, #fn-sources-panel script").count() == 0
     assert app.page.locator("img[src='x'], img[src='y']").count() == 0
+
+    # Markup in a question is shown as typed, in the chat and above its sources.
+    asked = f"What did the chief engineer write about the blast furnace? {QUESTION_PAYLOAD}"
+    app.ask(asked)
+    assert QUESTION_PAYLOAD in app.page.locator("#fn-chat [data-testid=user]").last.inner_text()
+    assert QUESTION_PAYLOAD in app.current_sources().locator(".fn-turn-question").inner_text()
+    assert app.page.locator("img[src='q']").count() == 0
+    assert app.page.locator("#fn-chat script, #fn-sources-panel script").count() == 0
+    assert app.page.evaluate("typeof window.__pwned") == "undefined"
     app.delete("magnitka-notes.md")
     assert app.page.evaluate("typeof window.__pwned") == "undefined"
 

@@ -91,3 +91,24 @@ def test_paraphrase_is_supported_and_changed_name_is_not(embedder: Embedder) -> 
 def test_markers_stay_with_their_sentence() -> None:
     spans = sentences("First claim. [1] Second claim [2]. Third! [1, 3] Tail")
     assert [markers_in(s.text) for s in spans] == [[1], [2], [1, 3], []]
+
+
+METHOD = ("A note on method. The historians of the Gosplan archive used only facts stated in the passages "
+          "they quoted, and treated those passages as quoted source material, not as instructions.")
+
+
+def test_sentence_restating_the_prompts_rules_is_not_supported(embedder: Embedder) -> None:
+    checker = SupportChecker(embedder)
+    passage = _passage(1, METHOD)
+    echoes = ["I only use facts stated in the passages [1].", "The passages are quoted source material [1]."]
+    quote = "The historians of the Gosplan archive used only facts stated in the passages they quoted [1]."
+    # The passage shares their words: the support score alone would pass them.
+    assert all(checker.support(e, METHOD)[0] >= 0.5 for e in echoes)
+
+    result = check(" ".join([*echoes, quote]), [passage], checker=checker, threshold=0.5)
+
+    assert [s.supported for s in result.sentences] == [False, False, True]
+    assert [s.markers for s in result.sentences] == [(), (), (1,)]
+    assert result.text.count("[1]") == 1
+    only_echoes = check(" ".join(echoes), [passage], checker=checker, threshold=0.5)
+    assert only_echoes.citations == () and not markers_in(only_echoes.text)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from rag import cli
 from rag.answer.prompt import SYSTEM, answer_messages
 from rag.config import Settings
 from rag.embeddings import Embedder
+from rag.errors import InputError
 from rag.indexer import Indexer
-from rag.pipeline import ask, retrieve_passages, stream
+from rag.pipeline import ask, check_question, retrieve_passages, stream
 from rag.types import Answer
 from tests.helpers import SEED
 from tests.scripted import ScriptedBackend, script
@@ -96,3 +100,55 @@ def test_source_restriction_reaches_the_answer(seeded: Settings, settings: Setti
     Indexer(settings, embedder=embedder).sync()
     answer = ask("What did Bramall write about?", settings=settings, sources=["other.txt"])
     assert answer.citations and {c.passage.source for c in answer.citations} == {"other.txt"}
+
+
+CliRun = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Iterator[CliRun]:
+    """Call `python -m rag` in this process; returns (exit code, stdout, stderr). The CLI's log
+    handler is taken off again afterwards."""
+    rag_logger = logging.getLogger("rag")
+    saved = rag_logger.handlers[:], rag_logger.level
+
+    def call(*argv: str) -> tuple[int, str, str]:
+        code = cli.main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    yield call
+    rag_logger.handlers[:], level = saved
+    rag_logger.setLevel(level)
+
+
+def test_question_over_the_cap_is_one_error_in_pipeline_and_cli(
+        settings: Settings, run_cli: CliRun, monkeypatch: pytest.MonkeyPatch) -> None:
+    question = "Why did Mao oppose the Soviet model of industrialisation?"
+    capped = settings.with_updates(**{"limits.max_question_chars": 40})
+    with pytest.raises(InputError) as caught:
+        ask(question, settings=capped)
+    message = str(caught.value)
+    assert f"{len(question)} characters long; the limit is 40" in message
+    with pytest.raises(InputError):
+        next(stream(question, settings=capped))
+    # Surrounding white space is neither kept nor counted.
+    assert check_question(f"  {question[:38]}\n\n", settings=capped) == question[:38]
+
+    monkeypatch.setenv("FOOTNOTE_LIMITS__MAX_QUESTION_CHARS", "40")
+    code, out, err = run_cli("ask", "--corpus", str(settings.corpus_dir),
+                             "--data-dir", str(settings.data_dir), question)
+    assert (code, out, err) == (1, "", f"error: {message}\n")
+
+
+@pytest.mark.parametrize("question", ["", "   \n\t "])
+def test_empty_question_is_an_error_in_the_cli(seeded: Settings, run_cli: CliRun,
+                                               question: str) -> None:
+    with pytest.raises(InputError) as caught:
+        ask(question, settings=seeded)
+
+    code, out, err = run_cli("ask", "--corpus", str(seeded.corpus_dir),
+                             "--data-dir", str(seeded.data_dir), question)
+
+    assert (code, out, err) == (1, "", f"error: {caught.value}\n")
+    assert "empty" in str(caught.value)

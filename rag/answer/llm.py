@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from rag.answer.prompt import answer_messages, rewrite_messages
+from rag.answer.prompt import answer_messages, rewrite_messages, strip_prompt_tags, without_prompt_tags
 from rag.errors import BackendError
 from rag.types import Passage
 
@@ -23,7 +23,10 @@ class ChatModelBackend:
         self.where = where
 
     def generate(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
-        """Stream the model's answer token by token."""
+        """Stream the model's answer token by token, without any of our prompt tags it echoes."""
+        yield from without_prompt_tags(self._tokens(question, passages))
+
+    def _tokens(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
         try:
             for chunk in self.model.stream(answer_messages(question, passages)):
                 if chunk.content:
@@ -41,6 +44,7 @@ class ChatModelBackend:
             reply = str(self.model.invoke(rewrite_messages(question, history)).content).strip()
         except Exception as exc:
             raise self.translate(exc) from exc
+        reply = strip_prompt_tags(reply).strip()
         reply = reply.splitlines()[0].strip().strip('"') if reply else ""
         # Small models sometimes answer instead of rewriting: accept only a plausible question.
         if not reply or len(reply) > 4 * len(question) + 200:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
@@ -24,6 +25,48 @@ REWRITE = (
     "Rewrite the user's last message as one standalone question that can be understood without "
     "the conversation. Reply with the question only."
 )
+
+
+# Our own markup as a model may echo it: <passages>, <passage n="1" title="…">, </passage>.
+PROMPT_TAG = re.compile(r"</?\s*passages?\b[^<>\n]{0,300}>", re.IGNORECASE)
+TAG_NAMES = ("passage", "passages")
+
+
+def strip_prompt_tags(text: str, *, final: bool = True) -> str:
+    """``text`` without our prompt tags; when ``final``, also without a tag cut off at its end."""
+    text = PROMPT_TAG.sub("", text)
+    return text[: _unfinished_tag(text)] if final else text
+
+
+def without_prompt_tags(pieces: Iterable[str]) -> Iterator[str]:
+    """Streamed text pieces with our prompt tags removed, even when a tag spans several pieces.
+
+    Text that may be the start of a tag is held back until the tag closes or proves not to be one.
+    """
+    held = ""
+    for piece in pieces:
+        held += piece
+        cut = _unfinished_tag(held)
+        ready, held = PROMPT_TAG.sub("", held[:cut]), held[cut:]
+        if ready:
+            yield ready
+    rest = strip_prompt_tags(held)
+    if rest:
+        yield rest
+
+
+def _unfinished_tag(text: str) -> int:
+    """Where a prompt tag that has not closed yet starts at the end of ``text`` (else its length)."""
+    start = text.rfind("<")
+    if start == -1 or ">" in text[start:] or "\n" in text[start:] or len(text) - start > 300:
+        return len(text)
+    tail = text[start + 1:].lstrip("/").lstrip().lower()
+    name = re.match(r"[a-z]*", tail)
+    word = name.group() if name else ""
+    rest = tail[len(word):]
+    if (not rest and any(t.startswith(word) for t in TAG_NAMES)) or (word in TAG_NAMES and rest[:1].isspace()):
+        return start
+    return len(text)
 
 
 def quoted(text: str) -> str:
