@@ -1,7 +1,6 @@
 """Fit the answerability judge and the model-assisted support check; write rag/calibration.json.
 
-Fitted on calibration data only: the ``calibration`` half of evals/paraphrase.jsonl plus every
-question of evals/dev.jsonl (refusal), and the ``calibration`` half of evals/support_pairs.jsonl
+Fitted on calibration data only: the ``calibration`` half of evals/paraphrase.jsonl (refusal), and the ``calibration`` half of evals/support_pairs.jsonl
 (support). The held-out halves are scored with the fitted models and the figures written beside
 the weights, so what is reported is never what was fitted. Features are computed once with the
 real local model and cached (``--features``), so refitting takes a second.
@@ -45,10 +44,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def question_rows() -> list[dict[str, Any]]:
     """Every refusal-calibration and held-out question, tagged with its split."""
-    rows = [dict(r, split=r.get("split", "calibration"), dataset="paraphrase")
-            for r in read_jsonl(EVALS / "paraphrase.jsonl")]
-    rows += [dict(r, split="calibration", dataset="dev") for r in read_jsonl(EVALS / "dev.jsonl")]
-    return rows
+    return [dict(r, dataset="paraphrase") for r in read_jsonl(EVALS / "paraphrase.jsonl")]
 
 
 def compute_features(cache: Path, refresh: bool) -> dict[str, Any]:

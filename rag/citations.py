@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ import numpy as np
 
 from rag.answer.prompt import SYSTEM
 from rag.embeddings import Embedder
+from rag.local_model import LocalModel
 from rag.text import MARKER, content_words, markers_in, sentences, strip_markers
 from rag.types import Citation, Passage, Sentence
 
@@ -42,25 +44,69 @@ class CheckedAnswer:
     dropped_markers: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class SupportCalibration:
+    """Logistic combination of the model's P(yes) (as a logit) and the similarity score."""
+
+    intercept: float
+    coef_yes: float
+    coef_similarity: float
+    threshold: float
+
+    def probability(self, yes: float, similarity: float) -> float:
+        """P(supported) from the model's verdict and the similarity score."""
+        p = min(max(yes, 1e-4), 1 - 1e-4)
+        z = self.intercept + self.coef_yes * math.log(p / (1 - p)) + self.coef_similarity * similarity
+        return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+
 class SupportChecker:
     """Scores how well passages support claims; caches passage sentence vectors per instance."""
 
-    def __init__(self, embedder: Embedder) -> None:
+    def __init__(self, embedder: Embedder, *, model: LocalModel | None = None,
+                 calibration: SupportCalibration | None = None) -> None:
         self.embedder = embedder
+        self.model = model
+        self.calibration = calibration
         self._vectors: dict[str, tuple[list[str], np.ndarray]] = {}
+        self._claims: dict[str, np.ndarray] = {}
 
     def support(self, claim: str, passage_text: str) -> tuple[float, str]:
-        """Support score in [0, 1] of ``claim`` by ``passage_text``, and the passage's best sentence."""
+        """Support score in [0, 1] of ``claim`` by ``passage_text``, and the passage's best sentence.
+
+        A verbatim quote scores 1 without any model. Otherwise, with a local model, the score is
+        the calibrated probability that the passage entails the claim (the model's yes/no verdict
+        combined with the similarity score); without one, the similarity score itself.
+        """
+        claim = strip_markers(claim)
+        if claim and _normal(claim) and _normal(claim) in _normal(passage_text):
+            return 1.0, _sentence_containing(passage_text, claim) or claim
+        score, quote = self.similarity(claim, passage_text)
+        if self.model is None or self.calibration is None or not quote:
+            return score, quote
+        from rag.answer.prompt import support_messages
+
+        yes = self.model.judge(support_messages(claim, passage_text)).yes
+        return self.calibration.probability(yes, score), quote
+
+    def threshold_for(self, default: float) -> float:
+        """The support threshold for this checker's scores: calibrated when a model takes part."""
+        if self.model is not None and self.calibration is not None:
+            return self.calibration.threshold
+        return default
+
+    def similarity(self, claim: str, passage_text: str) -> tuple[float, str]:
+        """The model-free score: embedding similarity, word coverage, missing names and numbers."""
         claim = strip_markers(claim)
         units, vectors = self._units(passage_text)
         if not units or not claim:
             return 0.0, ""
-        claim_vector = self.embedder.embed([claim])[0]
+        claim_vector = self._claims.get(claim)
+        if claim_vector is None:
+            claim_vector = self._claims[claim] = self.embedder.embed([claim])[0]
         sims = vectors @ claim_vector
         best = int(np.argmax(sims))
         quote = units[best]
-        if _normal(claim) in _normal(passage_text):
-            return 1.0, _sentence_containing(passage_text, claim) or quote
         words = content_words(claim)
         passage_words = set(content_words(passage_text))
         coverage = sum(w in passage_words for w in words) / len(words) if words else 0.0
@@ -95,6 +141,7 @@ def check(text: str, passages: Sequence[Passage], *, checker: SupportChecker,
     that supports it (flagged ``attributed``); one no passage supports stays unsupported.
     """
     by_marker = {p.marker: p for p in passages}
+    threshold = checker.threshold_for(threshold)
     dropped: list[int] = []
 
     def keep_valid(match: re.Match[str]) -> str:
@@ -103,7 +150,11 @@ def check(text: str, passages: Sequence[Passage], *, checker: SupportChecker,
         dropped.extend(n for n in numbers if n not in by_marker)
         return f"[{', '.join(str(n) for n in dict.fromkeys(valid))}]" if valid else ""
 
-    cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", MARKER.sub(keep_valid, text)).strip()
+    # Until nothing changes: dropping the inner marker of "[0[0]]" leaves a new one, "[0]".
+    cleaned, previous = MARKER.sub(keep_valid, text), text
+    while cleaned != previous:
+        cleaned, previous = MARKER.sub(keep_valid, cleaned), cleaned
+    cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned).strip()
     if dropped:
         logger.info("dropped citation markers that match no passage: %s", sorted(set(dropped)))
     judged: list[Sentence] = []
@@ -128,8 +179,11 @@ def check(text: str, passages: Sequence[Passage], *, checker: SupportChecker,
                 pieces.append(text)
                 continue
             # An uncited claim: attach the passage that supports it, if one does.
-            scored = [(checker.support(claim, p.text)[0], p.marker) for p in passages]
+            # The cheap score picks the passage; only that one is put to the full check.
+            scored = [(checker.similarity(claim, p.text)[0], p.marker) for p in passages]
             top_score, top_marker = max(scored, default=(0.0, 0))
+            if top_marker:
+                top_score = checker.support(claim, by_marker[top_marker].text)[0]
             if top_score >= threshold and (attributed := attribute_uncited):
                 cited = [top_marker]
                 text = _with_marker(text, top_marker)

@@ -46,7 +46,8 @@ class AnswerSettings(Section):
     """Which backend writes the answer, and how citations are checked."""
 
     backend: str = Field(
-        "extractive", description="Answer backend: extractive (offline, default), openai, ollama.")
+        "auto", description="Answer backend: auto (local when its model is installed, else "
+        "extractive), local (the bundled LLM, in-process), extractive (quotes, no LLM), openai, ollama.")
     model: str = Field("", description="Model name for the LLM backends.")
     base_url: str = Field("", description="Base URL of an OpenAI-compatible server or of Ollama.")
     api_key: SecretStr = Field(SecretStr(""), description="API key for the OpenAI-compatible server.")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -33,6 +34,7 @@ INSTALL_HINT = ("Install it with `bash .ci/install` (about 1.1 GB), or set FOOTN
 YES_TOKENS = ("Yes", " Yes", "yes", " yes", "YES")
 NO_TOKENS = ("No", " No", "no", " no", "NO")
 
+VERDICT_CACHE = 2048
 Message = dict[str, str]
 
 
@@ -153,11 +155,14 @@ class LocalModel:
         from llama_cpp import Llama
 
         self.path = path
-        self._llm: Any = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads or None,
-                               n_batch=512, verbose=False)
+        # llama.cpp's own default decodes on half the cores.
+        threads = n_threads or os.cpu_count() or 1
+        self._llm: Any = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads,
+                               n_threads_batch=threads, n_batch=512, verbose=False)
         self._lock = threading.Lock()
         self._waiting = 0
         self._counter = threading.Lock()
+        self._verdicts: dict[str, Judgement] = {}
         template = self._llm.metadata.get("tokenizer.chat_template", "")
         if not template:
             raise ConfigError(f"{path} has no chat template; choose an instruct model.")
@@ -174,9 +179,14 @@ class LocalModel:
         """How many calls are queued behind the one running."""
         return self._waiting
 
+    @property
+    def busy(self) -> int:
+        """1 while a call is running, else 0."""
+        return int(self._lock.locked())
+
     def prompt(self, messages: Sequence[Message]) -> str:
         """Messages rendered with the model's own chat template, ready for the reply."""
-        return str(self._formatter(messages=list(messages)).prompt)
+        return str(self._formatter(messages=list(messages)).prompt)  # type: ignore[arg-type]
 
     def stream(self, messages: Sequence[Message], *, max_tokens: int, temperature: float = 0.0,
                stop: Sequence[str] = ()) -> Iterator[str]:
@@ -198,10 +208,26 @@ class LocalModel:
         return "".join(self.stream(messages, max_tokens=max_tokens, stop=stop))
 
     def judge(self, messages: Sequence[Message]) -> Judgement:
-        """P(yes) for a yes/no question, from the first reply token's logits (no sampling)."""
+        """P(yes) for a yes/no question, from the first reply token's logits (no sampling).
+
+        Verdicts are deterministic, so they are cached by prompt: the evaluation re-checks
+        the answer path's sentences without paying for the model twice.
+        """
+        prompt = self.prompt(messages)
+        cached = self._verdicts.get(prompt)
+        if cached is not None:
+            return cached
+        verdict = self._judge(prompt)
+        with self._counter:
+            if len(self._verdicts) >= VERDICT_CACHE:
+                self._verdicts.pop(next(iter(self._verdicts)))
+            self._verdicts[prompt] = verdict
+        return verdict
+
+    def _judge(self, prompt: str) -> Judgement:
         import numpy as np
 
-        tokens = self._llm.tokenize(self.prompt(messages).encode(), add_bos=False, special=True)
+        tokens = self._llm.tokenize(prompt.encode(), add_bos=False, special=True)
         with self._turn():
             try:
                 logits = self._next_logits(tokens)
@@ -223,8 +249,7 @@ class LocalModel:
             if old != new:
                 break
             common += 1
-        llm.n_tokens = common  # keep the KV cache of the shared prefix (as create_completion does)
-        llm._ctx.kv_cache_seq_rm(-1, common, -1)
+        llm.n_tokens = common  # eval() drops the KV cache after the shared prefix and goes on
         llm.eval(tokens[common:])
         pointer = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
         return [pointer[i] for i in range(llm.n_vocab())]
@@ -275,3 +300,8 @@ def get_local_model(settings: Settings) -> LocalModel:
             _MODELS[key] = LocalModel(path, n_ctx=settings.local.n_ctx, n_threads=settings.local.n_threads)
             logger.info("loaded %s in %.1f s", path.name, time.perf_counter() - started)
         return _MODELS[key]
+
+
+def queued() -> int:
+    """How many calls are running on or waiting for a loaded local model (0 when none is loaded)."""
+    return sum(m.waiting + m.busy for m in list(_MODELS.values()))

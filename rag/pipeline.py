@@ -8,11 +8,12 @@ import time
 from collections.abc import Iterator, Sequence
 
 from rag.answer import get_backend
-from rag.citations import SupportChecker, check
+from rag.citations import check
 from rag.config import Settings, get_settings
 from rag.embeddings import Embedder, get_embedder
 from rag.errors import IndexNotFoundError, InputError
 from rag.indexer import Indexer, IngestReport, Progress
+from rag.judge import describe, get_judge, support_checker
 from rag.retrieval import Retrieval, retrieve
 from rag.store import Store
 from rag.types import Answer, Passage
@@ -81,11 +82,15 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
     mark = time.perf_counter()
     found = retrieve_passages(standalone, settings=settings, k=k, sources=sources, hybrid=hybrid, mmr=mmr)
     timings["retrieve_s"] = time.perf_counter() - mark
-    if not found.covers(settings.retrieval.min_relevance):
+    mark = time.perf_counter()
+    verdict = get_judge(settings).decide(standalone, found)
+    timings["judge_s"] = time.perf_counter() - mark
+    if not verdict.answerable:
         timings["total_s"] = time.perf_counter() - started
         yield REFUSAL
         yield Answer(question=question, text=REFUSAL, refused=True, closest=tuple(found.passages[:3]),
-                     backend=writer.name, standalone_question=standalone, timings=timings)
+                     backend=writer.name, standalone_question=standalone, timings=timings,
+                     refusal_reason=verdict.reason, judgement=describe(verdict))
         return
     mark = time.perf_counter()
     text = ""
@@ -96,7 +101,7 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
         yield text
     timings["generate_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    checked = check(text, found.passages, checker=SupportChecker(embedder),
+    checked = check(text, found.passages, checker=support_checker(settings, embedder),
                     threshold=settings.answer.support_threshold)
     timings["check_s"] = time.perf_counter() - mark
     timings["total_s"] = time.perf_counter() - started

@@ -169,8 +169,13 @@ def _render_refusal(answer: Answer, turn: int) -> str:
     )
     closest = (f'<p class="fn-note">Closest material (not enough to answer):</p><ul class="fn-closest">'
                f"{links}</ul>") if links else ""
+    why = ""
+    if answer.refusal_reason:
+        sure = answer.judgement.get("probability")
+        odds = f" (judged {sure:.0%} likely to be answerable)" if isinstance(sure, float) and sure > 0 else ""
+        why = f'<p class="fn-note fn-why">Why: {esc(answer.refusal_reason)}{odds}.</p>'
     return (f'<div class="fn-refusal"><span class="fn-badge fn-badge-refusal">not in the documents</span>'
-            f"<p>{_text(answer.text)}</p>{closest}</div>")
+            f"<p>{_text(answer.text)}</p>{why}{closest}</div>")
 
 
 def render_error(message: str) -> str:

@@ -82,6 +82,8 @@ class Answer:
     backend: str = ""
     standalone_question: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    refusal_reason: str = ""
+    judgement: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``python -m rag ask --json``."""
@@ -102,5 +104,7 @@ class Answer:
                 for s in self.sentences
             ],
             "backend": self.backend,
+            "refusal_reason": self.refusal_reason,
+            "judgement": self.judgement,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }

@@ -73,6 +73,7 @@ def test_quote_support_counts_only_words_the_passages_hold() -> None:
     passage = Passage(marker=1, id="a", text="Grain was requisitioned from the peasants to pay for imports.",
                       source="s", title="t", score=1.0, start=0, end=10)
     assert quote_support("requisitioned from the peasants", [passage]) == 1.0
+    assert quote_support("peasants", [passage]) == 0.25, "one word is a quarter of a quote"
     assert quote_support("NONE", [passage]) == 0.0
     assert quote_support("taxes on vodka and salt", [passage]) <= 0.25
 

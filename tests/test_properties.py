@@ -177,9 +177,6 @@ def _passage(marker: int) -> Passage:
                    start=0, end=0)
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError, reason=(
-    "rag/citations.check drops the invented inner marker of '[0[0]]' and the '[0]' left behind is "
-    "then looked up among the passages (KeyError); check must re-validate or substitute until stable"))
 @PROPERTY
 @given(text=ANSWER, markers=st.sets(st.integers(1, 8), max_size=5))
 def test_check_keeps_only_markers_of_existing_passages(checker, text, markers):

@@ -39,9 +39,19 @@ def backend_names() -> list[str]:
     return list(_REGISTRY)
 
 
+def resolve_name(settings: Settings, name: str | None = None) -> str:
+    """The backend ``name`` (default: settings) stands for; ``auto`` is local when its model is installed."""
+    name = name or settings.answer.backend
+    if name == "auto":
+        from rag.local_model import is_available
+
+        return "local" if is_available(settings) else "extractive"
+    return name
+
+
 def get_backend(settings: Settings, *, embedder: Embedder, name: str | None = None) -> Backend:
     """The backend called ``name`` (default: settings.answer.backend), configured from settings."""
-    name = name or settings.answer.backend
+    name = resolve_name(settings, name)
     if name not in _REGISTRY:
         raise ConfigError(f"Unknown answer backend {name!r}; choose one of {', '.join(_REGISTRY)}.")
     return _REGISTRY[name](settings, embedder)
@@ -65,6 +75,15 @@ def _ollama(settings: Settings, embedder: Embedder) -> Backend:
     return OllamaBackend(settings.answer)
 
 
+def _local(settings: Settings, embedder: Embedder) -> Backend:
+    from rag.answer.local import LocalBackend
+    from rag.local_model import get_local_model
+
+    return LocalBackend(get_local_model(settings), max_tokens=settings.answer.max_tokens,
+                        temperature=settings.answer.temperature)
+
+
+register_backend("local", _local)
 register_backend("extractive", _extractive)
 register_backend("openai", _openai)
 register_backend("ollama", _ollama)

@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rag.answer import backend_names
 from rag.errors import FootnoteError
 
 DEFAULT_OUT = Path("evals/out")
@@ -32,7 +33,7 @@ def parser() -> argparse.ArgumentParser:
                    help="index these documents into their own evaluation index (default: the "
                    "dataset's own documents for SQuAD, else the configured index)")
     p.add_argument("--data-dir", type=Path, metavar="DIR", help="data folder (FOOTNOTE_DATA_DIR)")
-    p.add_argument("--backend", choices=("extractive", "openai", "ollama"), help="answer backend")
+    p.add_argument("--backend", choices=("auto", *backend_names()), help="answer backend")
     p.add_argument("--k", type=int, metavar="N", help="passages retrieved per question (metrics @N)")
     p.add_argument("--hybrid", action=argparse.BooleanOptionalAction, default=None,
                    help="fuse BM25 with dense search (default from settings)")

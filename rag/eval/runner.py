@@ -29,6 +29,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "hybrid": {"retrieval.hybrid": True, "retrieval.mmr": False},
     "mmr": {"retrieval.mmr": True},
     "extractive": {"answer.backend": "extractive"},
+    "local": {"answer.backend": "local"},
+    "judge": {"local.judge": "on"},
+    "nojudge": {"local.judge": "off"},
     "openai": {"answer.backend": "openai"},
     "ollama": {"answer.backend": "ollama"},
 }
@@ -40,7 +43,7 @@ ALIASES = {
     "backend": "answer.backend", "model": "answer.model", "base_url": "answer.base_url",
     "temperature": "answer.temperature", "max_tokens": "answer.max_tokens",
     "max_sentences": "answer.max_sentences", "support_threshold": "answer.support_threshold",
-    "chunk_tokens": "chunking.chunk_tokens", "overlap_tokens": "chunking.overlap_tokens",
+    "judge": "local.judge", "chunk_tokens": "chunking.chunk_tokens", "overlap_tokens": "chunking.overlap_tokens",
 }
 RATIO_METRICS = ("hit@{k}", "recall@{k}", "mrr", "ndcg@{k}", "token_f1", "rouge_l", "semantic_similarity",
                  "answer_contains", "groundedness", "citation_precision", "citation_recall",
@@ -257,15 +260,15 @@ def evaluate(items: Sequence[EvalItem], *, settings: Settings, progress: Progres
         FootnoteError: the index is missing or a setting is invalid. A backend failing on one
             question is recorded on that question (``error``) and the run goes on.
     """
-    from rag.citations import SupportChecker
     from rag.embeddings import get_embedder
+    from rag.judge import support_checker
     from rag.pipeline import ask, retrieve_passages
 
     started = time.perf_counter()
     k = settings.retrieval.top_k
     embedder = get_embedder(settings.embedding_model, settings.embedding_batch_size)
-    checker = SupportChecker(embedder)
-    threshold = settings.answer.support_threshold
+    checker = support_checker(settings, embedder)
+    threshold = checker.threshold_for(settings.answer.support_threshold)
     total = len(items)
     if progress:
         progress(0, total)

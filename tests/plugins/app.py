@@ -42,7 +42,8 @@ def app_env(folder: Path) -> dict[str, str]:
     temporary files under ``folder``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTNOTE_")}
     env.update(GRADIO_ANALYTICS_ENABLED="False", GRADIO_TEMP_DIR=str(folder / "gradio-tmp"),
-               PYTHONIOENCODING="utf-8")
+               PYTHONIOENCODING="utf-8", FOOTNOTE_ANSWER__BACKEND="extractive",
+               FOOTNOTE_LOCAL__JUDGE="off")
     return env
 
 

@@ -45,6 +45,10 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if name.startswith("FOOTNOTE_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("FOOTNOTE_DATA_DIR", str(tmp_path / "data"))
+    # The bundled LLM is opted into by the tests about it (tests/test_local_model.py): the rest
+    # test retrieval, citations and the app with the fast, deterministic extractive path.
+    monkeypatch.setenv("FOOTNOTE_ANSWER__BACKEND", "extractive")
+    monkeypatch.setenv("FOOTNOTE_LOCAL__JUDGE", "off")
 
 
 @pytest.fixture
