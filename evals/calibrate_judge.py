@@ -1,6 +1,7 @@
 """Fit the answerability judge and the model-assisted support check; write rag/calibration.json.
 
-Fitted on calibration data only: the ``calibration`` half of evals/paraphrase.jsonl (refusal), and the ``calibration`` half of evals/support_pairs.jsonl
+Fitted on calibration data only: the ``calibration`` half of evals/paraphrase.jsonl plus every
+question of evals/dev.jsonl (refusal), and the ``calibration`` half of evals/support_pairs.jsonl
 (support). The held-out halves are scored with the fitted models and the figures written beside
 the weights, so what is reported is never what was fitted. Features are computed once with the
 real local model and cached (``--features``), so refitting takes a second.
@@ -44,20 +45,36 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def question_rows() -> list[dict[str, Any]]:
     """Every refusal-calibration and held-out question, tagged with its split."""
-    return [dict(r, dataset="paraphrase") for r in read_jsonl(EVALS / "paraphrase.jsonl")]
+    rows = [dict(r, dataset="paraphrase") for r in read_jsonl(EVALS / "paraphrase.jsonl")]
+    # The development set reuses the documents' words; without it the fit would learn from the
+    # paraphrase set alone that word overlap means "unanswerable" (its answerable questions avoid
+    # the passages' words by design, its unanswerable ones name what the documents discuss).
+    rows += [dict(r, split="calibration", dataset="dev") for r in read_jsonl(EVALS / "dev.jsonl")]
+    return rows
 
 
 def compute_features(cache: Path, refresh: bool) -> dict[str, Any]:
     """Judge features per question and model verdicts per support pair, cached in ``cache``."""
-    if cache.is_file() and not refresh:
-        return json.loads(cache.read_text(encoding="utf-8"))
+    cached: dict[str, Any] = {"questions": [], "pairs": []}
+    if cache.is_file():
+        cached = json.loads(cache.read_text(encoding="utf-8"))
+    known = {(q.get("dataset", "paraphrase"), q["id"]) for q in cached["questions"]}
+    rows = question_rows()
+    if not refresh and all((r["dataset"], r["id"]) in known for r in rows) and cached["pairs"]:
+        return cached
     data_dir = Path(tempfile.gettempdir()) / "footnote-calibrate-judge"
     settings = build_settings(corpus_dir=EVALS / "corpus", data_dir=data_dir)
     Indexer(settings).sync()
     model = get_local_model(settings)
     judge = AnswerabilityJudge(model, Weights(0.0, {}, 0.5, 0.0))
-    questions = []
-    for n, row in enumerate(question_rows(), start=1):
+    questions = [] if refresh else [q for q in cached["questions"] if (q.get("dataset", "paraphrase"), q["id"]) in
+                                    {(r["dataset"], r["id"]) for r in rows}]
+    for q in questions:
+        q.setdefault("dataset", "paraphrase")
+    done = set() if refresh else {(q["dataset"], q["id"]) for q in questions}
+    for n, row in enumerate(rows, start=1):
+        if (row["dataset"], row["id"]) in done:
+            continue
         found = retrieve_passages(row["question"], settings=settings)
         started = time.perf_counter()
         feats, quote = judge.features(row["question"], found)
@@ -65,6 +82,10 @@ def compute_features(cache: Path, refresh: bool) -> dict[str, Any]:
                           "answerable": bool(row["answerable"]), "features": feats, "quote": quote,
                           "seconds": time.perf_counter() - started})
         print(f"{n} {row['id']} {row['answerable']} {feats}", file=sys.stderr)
+    if cached["pairs"] and not refresh:
+        result = {"questions": questions, "pairs": cached["pairs"]}
+        cache.write_text(json.dumps(result, indent=1), encoding="utf-8")
+        return result
     checker = SupportChecker(get_embedder(settings.embedding_model))
     pairs = []
     for row in read_jsonl(EVALS / "support_pairs.jsonl"):

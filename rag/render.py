@@ -79,8 +79,15 @@ def render_question(question: str) -> str:
     return f'<span class="fn-question">{_text(question)}</span>'
 
 
-def render_streaming(text: str) -> str:
-    """Answer text while it streams in: markers are not checked yet, so they are not links."""
+def render_streaming(text: str, *, queued: int = 0) -> str:
+    """Answer text while it streams in: markers are not checked yet, so they are not links.
+
+    Before any text, ``queued`` says how many other questions the local model is busy with.
+    """
+    if not text and queued:
+        ahead = "1 question" if queued == 1 else f"{queued} questions"
+        return (f'<span class="fn-pending fn-waiting">Waiting for the local model: {ahead} ahead of '
+                "yours\u2026</span>")
     if not text:
         return '<span class="fn-pending">Searching the documents\u2026</span>'
     body = MARKER.sub(lambda m: f'<span class="fn-marker-pending">{m.group(0)}</span>', _text(text))

@@ -18,7 +18,9 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 import gradio as gr  # noqa: E402
 
 from rag import pipeline, render, ui_api  # noqa: E402
+from rag.answer import backend_names  # noqa: E402
 from rag.config import Settings  # noqa: E402
+from rag.local_model import queued  # noqa: E402
 from rag.errors import ConfigError, FootnoteError  # noqa: E402
 from rag.indexer import Indexer, IngestReport, Progress  # noqa: E402
 from rag.types import Answer  # noqa: E402
@@ -35,7 +37,8 @@ SEED_EXAMPLES = [
     "Why did Mao oppose the Soviet model?",
     "What role did overreporting by local cadres play?",
 ]
-BACKENDS = ["extractive", "openai", "ollama"]
+# The app's backend choices: every registered backend, with `auto` first.
+BACKENDS = ["auto", *backend_names()]
 DOCUMENT_HEADERS = ["Title", "File", "Type", "Passages", "Added (UTC)"]
 UPLOADED_DATASET = "Upload a dataset\u2026"
 _feedback_lock = threading.Lock()
@@ -290,7 +293,8 @@ def build_app(settings: Settings) -> gr.Blocks:
         except FootnoteError as exc:
             raise gr.Error(str(exc)) from exc
         history = [(t.question, t.answer.text) for t in turns if t.answer is not None]
-        yield _messages(turns, (question, render.render_streaming(""))), _sources(turns), turns, ""
+        waiting = render.render_streaming("", queued=queued())
+        yield _messages(turns, (question, waiting)), _sources(turns), turns, ""
         final: Answer | None = None
         try:
             for piece in pipeline.stream(question, history, settings=request):
