@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.config import Settings
+from rag.corpus import file_hash
 from rag.errors import BackendError, ConfigError
 
 logger = logging.getLogger(__name__)
@@ -67,15 +68,6 @@ def is_available(settings: Settings) -> bool:
     return bundled_path(settings).is_file() or part_files() is not None
 
 
-def sha256_of(path: Path) -> str:
-    """SHA-256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify(path: Path) -> None:
     """Refuse any file that is not byte-identical to the upstream release.
 
@@ -83,7 +75,7 @@ def verify(path: Path) -> None:
         ConfigError: wrong size or hash; the message says how to get the right file back.
     """
     size = path.stat().st_size
-    if size != MODEL_SIZE or sha256_of(path) != MODEL_SHA256:
+    if size != MODEL_SIZE or file_hash(path) != MODEL_SHA256:
         raise ConfigError(
             f"The local model file {path} is not the expected Qwen2.5-Coder-1.5B-Instruct release "
             f"(size or sha256 differs); it was not loaded. Delete it to have it assembled again "
