@@ -8,6 +8,7 @@ it is checked every time the file is loaded, and anything else is refused.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib.util
 import logging
@@ -171,6 +172,10 @@ class LocalModel:
         """How many calls are queued behind the one running."""
         return self._waiting
 
+    def close(self) -> None:
+        """Free the model (at interpreter exit, before llama.cpp's own bindings are torn down)."""
+        self._llm.close()
+
     @property
     def busy(self) -> int:
         """1 while a call is running, else 0."""
@@ -289,7 +294,8 @@ def get_local_model(settings: Settings) -> LocalModel:
         key = (str(path.resolve()), settings.local.n_ctx, settings.local.n_threads)
         if key not in _MODELS:
             started = time.perf_counter()
-            _MODELS[key] = LocalModel(path, n_ctx=settings.local.n_ctx, n_threads=settings.local.n_threads)
+            _MODELS[key] = model = LocalModel(path, n_ctx=settings.local.n_ctx, n_threads=settings.local.n_threads)
+            atexit.register(model.close)
             logger.info("loaded %s in %.1f s", path.name, time.perf_counter() - started)
         return _MODELS[key]
 

@@ -222,7 +222,8 @@ def test_bad_files_each_give_one_error_line_and_exit_1(tmp_path):
     lines = result.stderr.splitlines()
     assert lines == error_lines(result.stderr), "only error lines, no warnings or tracebacks"
     assert sorted(lines) == sorted([
-        "error: broken.pdf: corrupt or unreadable PDF (Stream has ended unexpectedly).",
+        "error: broken.pdf: corrupt or unreadable PDF (PdfStreamError: Stream has ended unexpectedly). "
+        "Open it and save it again, or remove it.",
         "error: data.xyz: unsupported file type '.xyz'; supported: .txt, .md, .pdf, .html, .htm, .docx.",
         "error: empty.txt: file is empty.",
         "error: huge.txt: file is 0.0255 MB, over the 0.02 MB limit (FOOTNOTE_MAX_FILE_MB raises it).",
