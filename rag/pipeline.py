@@ -109,9 +109,12 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
         # Nothing the writer said could be tied to a passage: show it as a refusal with the
         # closest material, keeping the writer's own words only if it said something.
         text = checked.text if checked.text and not _is_refusal(checked.text) else REFUSAL
+        reason = (f"the {writer.name} backend found no answer in the passages" if text == REFUSAL
+                  else "nothing the answer says could be tied to a passage")
         yield Answer(question=question, text=text, refused=True, closest=tuple(found.passages[:3]),
                      sentences=checked.sentences if text != REFUSAL else (), backend=writer.name,
-                     standalone_question=standalone, timings=timings)
+                     standalone_question=standalone, timings=timings, refusal_reason=reason,
+                     judgement=describe(verdict))
         return
     yield Answer(question=question, text=checked.text, citations=checked.citations,
                  sentences=checked.sentences, backend=writer.name, standalone_question=standalone,
