@@ -289,10 +289,12 @@ _LOADING = threading.Lock()
 
 def get_local_model(settings: Settings) -> LocalModel:
     """The process's one instance of the configured model (verified and loaded on first use)."""
+    configured = Path(settings.local.model_path) if settings.local.model_path else bundled_path(settings)
+    key = (str(configured.resolve()), settings.local.n_ctx, settings.local.n_threads)
     with _LOADING:
-        path = resolve_path(settings)
-        key = (str(path.resolve()), settings.local.n_ctx, settings.local.n_threads)
         if key not in _MODELS:
+            # Hashing 1.1 GB takes seconds: done once, when the file is loaded, never per question.
+            path = resolve_path(settings)
             started = time.perf_counter()
             _MODELS[key] = model = LocalModel(path, n_ctx=settings.local.n_ctx, n_threads=settings.local.n_threads)
             atexit.register(model.close)
