@@ -13,7 +13,7 @@ import pytest
 from rag.errors import BackendError
 from rag.eval.__main__ import main
 from rag.eval.judge import Judge, claims_of, parse_verdict
-from rag.eval.runner import metric_names
+from rag.eval.records import metric_names
 from tests.helpers import free_port
 
 FIXTURES = Path(__file__).parent / "fixtures" / "eval"
