@@ -21,6 +21,7 @@ from rag.citations import SupportChecker
 from rag.text import markers_in, strip_markers
 from rag.types import Answer
 from tests.helpers import SEED, free_port
+from tests.plugins.core import LoopbackServer
 
 QUESTION = "Which book argues that moving labour out of agriculture caused the collapse?"
 BRAMALL = ("In Chinese Economic Development, Chris Bramall argues the diversion of labour from "
@@ -79,6 +80,25 @@ def test_unreachable_llm_server_is_a_retryable_backend_error(seeded: Settings, n
         ask(QUESTION, settings=settings)
     assert caught.value.retryable
     assert url.split("/v1")[0] in str(caught.value)
+
+
+@pytest.mark.parametrize("name, path, status, says, retryable", [
+    ("openai", "/v1/chat/completions", 404, "does not serve the model 'm'", False),
+    ("openai", "/v1/chat/completions", 401, "refused the API key", False),
+    ("openai", "/v1/chat/completions", 503, "answered HTTP 503", True),
+    ("ollama", "/api/chat", 404, "ollama pull m", False),
+])
+def test_llm_server_errors_read_as_what_to_do(seeded: Settings, http_server: LoopbackServer, name: str,
+                                              path: str, status: int, says: str, retryable: bool) -> None:
+    http_server.route(path, status=status, content_type="application/json",
+                      body='{"error": {"message": "no such thing", "type": "invalid_request_error"}}')
+    base_url = http_server.url + ("/v1" if name == "openai" else "")
+    settings = seeded.with_updates(**{"answer.backend": name, "answer.model": "m", "answer.base_url": base_url,
+                                      "answer.timeout": 10})
+    with pytest.raises(BackendError) as caught:
+        ask(QUESTION, settings=settings)
+    assert says in str(caught.value) and base_url in str(caught.value)
+    assert caught.value.retryable is retryable
 
 
 @pytest.mark.slow

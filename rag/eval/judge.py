@@ -16,6 +16,9 @@ logger = logging.getLogger(__name__)
 
 VERDICT = re.compile(r"\b(yes|no|true|false|correct|incorrect|supported|unsupported|not)\b")
 POSITIVE = {"yes", "true", "correct", "supported"}
+# The settings the judge's error messages point to.
+JUDGE_SETTINGS = {"url_setting": "--judge-url", "model_setting": "--judge-model",
+                  "key_setting": "FOOTNOTE_EVAL__JUDGE_API_KEY", "timeout_setting": "FOOTNOTE_EVAL__JUDGE_TIMEOUT"}
 # The judge model's context is small (2048 tokens for the bundled SmolLM2); keep prompts well inside it.
 MAX_CONTEXT_CHARS = 3500
 
@@ -97,18 +100,16 @@ class Judge:
         return _score([self._verdict(CORRECTNESS_SYSTEM, prompt)])
 
     def _verdict(self, system: str, prompt: str) -> bool | None:
-        from openai import APIConnectionError, APIStatusError, APITimeoutError
+        from openai import APIError
+
+        from rag.answer.llm import translate
+        from rag.answer.openai_compat import OPENAI_ERRORS
 
         try:
             reply = self._chat.invoke([("system", system), ("human", prompt)])
-        except (APIConnectionError, APITimeoutError) as exc:
-            raise BackendError(
-                f"Cannot reach the LLM judge at {self.base_url} ({exc}). Check that the server is running.",
-                retryable=True) from exc
-        except APIStatusError as exc:
-            raise BackendError(
-                f"The LLM judge at {self.base_url} answered {exc.status_code}: {exc.message}. "
-                "Check --judge-model and the server's log.", retryable=exc.status_code >= 500) from exc
+        except APIError as exc:
+            raise translate(exc, OPENAI_ERRORS, who="LLM judge", where=self.base_url, model=self.model,
+                            setting_names=JUDGE_SETTINGS) from exc
         text = reply.content if isinstance(reply.content, str) else str(reply.content)
         verdict = parse_verdict(text)
         if verdict is None:
