@@ -7,6 +7,7 @@ call the library, print, and turn a ``FootnoteError`` into one ``error:`` line a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -30,64 +31,58 @@ def _backend_choices() -> list[str]:
     return ["auto", *backend_names()]
 
 
-# name -> (flags, argparse keywords, settings key it overrides or None). Built on use, so the
-# backend choices include backends registered after import.
-def _flags() -> dict[str, tuple[tuple[str, ...], dict[str, Any], str | None]]:
-    on_off = argparse.BooleanOptionalAction
-    return {
-        "corpus": (("--corpus",), {"dest": "corpus_dir", "metavar": "DIR",
-                                   "help": "corpus folder (FOOTNOTE_CORPUS_DIR)"}, "corpus_dir"),
-        "data-dir": (("--data-dir",), {"dest": "data_dir", "metavar": "DIR",
-                                       "help": "index folder (FOOTNOTE_DATA_DIR)"}, "data_dir"),
-        "chroma-url": (("--chroma-url",), {"dest": "chroma_url", "metavar": "URL",
-                                           "help": "Chroma server http://HOST:PORT"}, "chroma_url"),
-        "embedding-model": (("--embedding-model",), {"dest": "embedding_model", "metavar": "NAME",
-                            "help": "sentence-transformers model or path"}, "embedding_model"),
-        "max-file-mb": (("--max-file-mb",), {"dest": "max_file_mb", "type": float, "metavar": "MB",
-                                             "help": "largest file ingested"}, "max_file_mb"),
-        "k": (("--k",), {"type": int, "metavar": "N",
-                         "help": "passages retrieved per question (FOOTNOTE_RETRIEVAL__TOP_K)"}, "retrieval.top_k"),
-        "backend": (("--backend",), {"choices": _backend_choices(), "metavar": "NAME",
-                                     "help": f"answer backend: {', '.join(_backend_choices())} "
-                                             "(FOOTNOTE_ANSWER__BACKEND)"}, "answer.backend"),
-        "model": (("--model",), {"help": "LLM model name (FOOTNOTE_ANSWER__MODEL)"}, "answer.model"),
-        "base-url": (("--base-url",), {"dest": "base_url",
-                                       "help": "LLM server URL (FOOTNOTE_ANSWER__BASE_URL)"}, "answer.base_url"),
-        "hybrid": (("--hybrid",), {"action": on_off,
-                                   "help": "fuse keyword and dense search (default on)"}, "retrieval.hybrid"),
-        "mmr": (("--mmr",), {"action": on_off,
-                             "help": "diversify passages with maximal marginal relevance"}, "retrieval.mmr"),
-        "host": (("--host",), {"help": "interface to listen on (FOOTNOTE_UI__HOST, default 127.0.0.1)"}, "ui.host"),
-        "port": (("--port",), {"type": int, "help": "port (FOOTNOTE_UI__PORT, default 7860)"}, "ui.port"),
-        "auth": (("--auth",), {"metavar": "USER:PASS", "help": "require this login (FOOTNOTE_UI__AUTH)"},
-                 "ui.auth"),
-        "verbose": (("-v", "--verbose"), {"action": "count", "help": "more log output (-vv for debug)"}, None),
-        "quiet": (("-q", "--quiet"), {"action": "store_true", "help": "no progress bars or tables"}, None),
-        "json": (("--json",), {"action": "store_true", "help": "print one JSON object"}, None),
-    }
+Flag = tuple[tuple[str, ...], str | None, str, dict[str, Any]]
 
 
-INDEX_FLAGS = ("corpus", "data-dir", "chroma-url", "embedding-model", "max-file-mb")
-ANSWER_FLAGS = ("k", "backend", "model", "base-url", "hybrid", "mmr")
+def _flags() -> dict[str, Flag]:
+    """Every flag once: name -> (options, the settings key it overrides, help, argparse keywords).
+
+    Built on use, so the backend choices include backends registered after import.
+    """
+    on_off, backends = argparse.BooleanOptionalAction, _backend_choices()
+    rows: list[Flag] = [
+        (("--corpus",), "corpus_dir", "corpus folder (FOOTNOTE_CORPUS_DIR)", {"metavar": "DIR"}),
+        (("--data-dir",), "data_dir", "index folder (FOOTNOTE_DATA_DIR)", {"metavar": "DIR"}),
+        (("--chroma-url",), "chroma_url", "Chroma server http://HOST:PORT", {"metavar": "URL"}),
+        (("--embedding-model",), "embedding_model", "sentence-transformers model or path", {"metavar": "NAME"}),
+        (("--max-file-mb",), "max_file_mb", "largest file ingested", {"type": float, "metavar": "MB"}),
+        (("--k",), "retrieval.top_k", "passages retrieved per question (FOOTNOTE_RETRIEVAL__TOP_K)",
+         {"type": int, "metavar": "N"}),
+        (("--backend",), "answer.backend", f"answer backend: {', '.join(backends)} (FOOTNOTE_ANSWER__BACKEND)",
+         {"choices": backends, "metavar": "NAME"}),
+        (("--model",), "answer.model", "LLM model name (FOOTNOTE_ANSWER__MODEL)", {}),
+        (("--base-url",), "answer.base_url", "LLM server URL (FOOTNOTE_ANSWER__BASE_URL)", {}),
+        (("--hybrid",), "retrieval.hybrid", "fuse keyword and dense search (default on)", {"action": on_off}),
+        (("--mmr",), "retrieval.mmr", "diversify passages with maximal marginal relevance", {"action": on_off}),
+        (("--host",), "ui.host", "interface to listen on (FOOTNOTE_UI__HOST, default 127.0.0.1)", {}),
+        (("--port",), "ui.port", "port (FOOTNOTE_UI__PORT, default 7860)", {"type": int}),
+        (("--auth",), "ui.auth", "require this login (FOOTNOTE_UI__AUTH)", {"metavar": "USER:PASS"}),
+        (("-v", "--verbose"), None, "more log output (-vv for debug)", {"action": "count"}),
+        (("-q", "--quiet"), None, "no progress bars or tables", {"action": "store_true"}),
+        (("--json",), None, "print one JSON object", {"action": "store_true"}),
+    ]
+    return {row[0][-1].lstrip("-").replace("-", "_"): row for row in rows}
+
+
+INDEX_FLAGS = ("corpus", "data_dir", "chroma_url", "embedding_model", "max_file_mb")
+ANSWER_FLAGS = ("k", "backend", "model", "base_url", "hybrid", "mmr")
 OUTPUT_FLAGS = ("verbose", "quiet", "json")
 
 
 def add_flags(parser: argparse.ArgumentParser, names: Sequence[str], *, suppress: bool = False) -> None:
-    """Add the named ``FLAGS`` to ``parser``; ``suppress`` leaves unset flags out of the namespace
+    """Add the named flags to ``parser``; ``suppress`` leaves unset flags out of the namespace
     (so a subcommand repeating a flag does not reset the value given before it)."""
     flags = _flags()
     for name in names:
-        options, kwargs, _ = flags[name]
-        kwargs = {**kwargs, "default": argparse.SUPPRESS if suppress else kwargs.get("default")}
-        parser.add_argument(*options, **kwargs)
+        options, _, help_text, kwargs = flags[name]
+        extra: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
+        parser.add_argument(*options, dest=name, help=help_text, **kwargs, **extra)
 
 
 def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
     """Settings from the environment and .env, with the flags given on the command line applied."""
-    changes = {key: getattr(args, kwargs.get("dest", options[-1].lstrip("-").replace("-", "_")), None)
-               for options, kwargs, key in _flags().values() if key}
-    changes.update(extra)
-    changes = {k: v for k, v in changes.items() if v is not None}
+    changes = {key: getattr(args, name, None) for name, (_, key, _, _) in _flags().items() if key}
+    changes = {k: v for k, v in {**changes, **extra}.items() if v is not None}
     settings = build_settings()
     return settings.with_updates(**changes) if changes else settings
 
@@ -160,7 +155,7 @@ def _ingest(args: argparse.Namespace) -> int:
             console.print_documents(entries, failures)
         return 0
     progress = console.IngestProgress() if not quiet and sys.stderr.isatty() else None
-    with progress or _Nothing():
+    with progress or contextlib.nullcontext():
         indexer = Indexer(settings, progress=progress)
         if args.action == "add":
             report = indexer.add(args.items)
@@ -175,14 +170,6 @@ def _ingest(args: argparse.Namespace) -> int:
     elif not quiet:
         console.print_ingest_report(report)
     return 1 if report.failed else 0
-
-
-class _Nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 # ---------------------------------------------------------------------------- ask / chat
@@ -259,7 +246,7 @@ def _define_eval(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", dest="eval_corpus", type=Path, metavar="DIR",
                         help="index these documents into their own evaluation index (default: the dataset's "
                              "own documents for SQuAD, else the configured index)")
-    add_flags(parser, ("data-dir", *ANSWER_FLAGS, *OUTPUT_FLAGS))
+    add_flags(parser, ("data_dir", *ANSWER_FLAGS, *OUTPUT_FLAGS))
     parser.add_argument("--split", metavar="NAME", help="only this split of the dataset (calibration, "
                         "heldout); rows without a split belong to every split")
     parser.add_argument("--limit", type=int, metavar="N", help="only the first N questions")
@@ -279,7 +266,7 @@ def _eval(args: argparse.Namespace) -> int:
     from rag import console
     from rag.eval.datasets import load_dataset
     from rag.eval.judge import make_judge
-    from rag.eval.report import gate_failures, load_thresholds, summary_json, summary_table, write_report
+    from rag.eval.report import gate_failures, load_thresholds, write_report
     from rag.eval.runner import compare
 
     base = _start(args)
@@ -293,27 +280,12 @@ def _eval(args: argparse.Namespace) -> int:
                       judge=judge, bar=lambda label: console.QuestionBar(label, enabled=show))
     out = args.out or EVAL_OUT / datetime.now().strftime("%Y%m%d-%H%M%S")
     paths = write_report(reports, out, dataset=str(args.dataset), split=args.split or "")
-    if args.json:
-        print(json.dumps(summary_json(reports), ensure_ascii=False))
-    elif not args.quiet:
-        from rich.console import Console
-
-        split = f" ({args.split} split)" if args.split else ""
-        Console(markup=False, highlight=False).print(
-            summary_table(reports, title=f"{dataset.name}{split}: {len(items)} questions"))
-    if not args.quiet:
-        print(f"reports: {paths['markdown']}, {paths['json']}, {paths['chart']}", file=sys.stderr)
-    for report in reports:
-        if report.errors:
-            print(f"warning: {report.label}: {report.errors} questions failed; see {paths['json']}",
-                  file=sys.stderr)
+    title = f"{dataset.name}{f' ({args.split} split)' if args.split else ''}: {len(items)} questions"
+    console.print_eval(reports, paths, title=title, as_json=args.json, quiet=args.quiet)
     if thresholds is None:
         return 0
     failures = [line for report in reports for line in gate_failures(report, thresholds)]
-    for line in failures:
-        print(f"gate: {line}", file=sys.stderr)
-    if not failures and not args.quiet:
-        print(f"gate: all metrics within {args.gate}", file=sys.stderr)
+    console.print_gate(failures, args.gate, quiet=args.quiet)
     return 1 if failures else 0
 
 

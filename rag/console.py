@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -117,6 +118,32 @@ class QuestionBar:
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+def print_eval(reports: list[Any], paths: dict[str, Any], *, title: str, as_json: bool, quiet: bool) -> None:
+    """An evaluation's summary (a table, or one JSON object on stdout), where its reports are, its failures."""
+    from rag.eval.report import summary_json, summary_table
+
+    if as_json:
+        print(json.dumps(summary_json(reports), ensure_ascii=False))
+    elif not quiet:
+        from rich.console import Console
+
+        Console(markup=False, highlight=False).print(summary_table(reports, title=title))
+    if not quiet:
+        print(f"reports: {paths['markdown']}, {paths['json']}, {paths['chart']}", file=sys.stderr)
+    for report in reports:
+        if report.errors:
+            print(f"warning: {report.label}: {report.errors} questions failed; see {paths['json']}",
+                  file=sys.stderr)
+
+
+def print_gate(failures: list[str], gate: Any, *, quiet: bool) -> None:
+    """Each metric outside the thresholds, or (unless quiet) that all are within them."""
+    for line in failures:
+        print(f"gate: {line}", file=sys.stderr)
+    if not failures and not quiet:
+        print(f"gate: all metrics within {gate}", file=sys.stderr)
 
 
 def print_answer(answer: Answer) -> None:
