@@ -18,7 +18,7 @@ from rag.errors import BackendError, ConfigError
 from rag.indexer import Indexer
 from rag.pipeline import ask, retrieve_passages, stream
 from rag.citations import SupportChecker
-from rag.text import markers_in, strip_markers
+from rag.text import strip_markers
 from rag.types import Answer
 from tests.helpers import SEED, free_port
 from tests.plugins.core import LoopbackServer

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag.config import Settings
-from rag.errors import BackendError, ConfigError
+from rag.errors import ConfigError
 from rag.text import sentences, strip_markers
 
 logger = logging.getLogger(__name__)
