@@ -17,7 +17,8 @@ from tests.plugins.app import RunningApp
 
 pytestmark = pytest.mark.slow
 
-SCREENSHOTS = REPO / "docs" / "screenshots"
+# Git-ignored: a test run must not rewrite the README's pictures.
+SCREENSHOTS = REPO / "tests" / "artifacts" / "screenshots"
 SEED_QUESTION = "Which book argues that moving labour out of agriculture caused the collapse?"
 OFF_TOPIC = "Who won the 1958 FIFA World Cup?"
 PDF_FACT = "The Zhdanov tractor plant in Kharkov opened in 1931 and produced 50,000 tractors by 1934."
