@@ -11,7 +11,7 @@ import gradio as gr
 from rag import pipeline, render, ui_api
 from rag.config import Settings
 from rag.errors import ConfigError, FootnoteError
-from rag.ui import chat, documents, evaluate
+from rag.ui import chat, documents, evaluate, history
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ def build_app(settings: Settings) -> gr.Blocks:
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluate.build(settings, chat_tab.answer_settings)
         app.load(refresh, None, doc_outputs, show_progress="hidden", api_visibility="private")
+        app.load(chat_tab.history.refresh, None, chat_tab.history.saved, show_progress="hidden",
+                 api_visibility="private")
         ui_api.register(settings, max_upload_bytes=max_upload)
     return app
 
@@ -60,8 +62,8 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         "share": False,
         "auth": credentials,
         "max_file_size": int(settings.ui.max_upload_mb * 1e6),
-        # Evaluation reports are offered for download from here, wherever the data folder is.
-        "allowed_paths": [str(evaluate.reports_dir(settings))],
+        # Evaluation reports and exports are offered for download from here, wherever the data folder is.
+        "allowed_paths": [str(evaluate.reports_dir(settings)), str(history.exports_dir(settings))],
         "theme": theme(),
         "css": CSS_FILE.read_text(encoding="utf-8"),
         "head": render.CLICK_JS,

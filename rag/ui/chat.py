@@ -19,6 +19,8 @@ from rag.config import Settings
 from rag.errors import FootnoteError
 from rag.local_model import queued
 from rag.types import Answer
+from rag.ui import history as saved_conversations
+from rag.ui import pages
 from rag.ui.common import PRIVATE, Turn, session_settings
 
 SEED_SOURCE = "stalin-industrialisation-vs-great-leap-forward.txt"
@@ -39,6 +41,7 @@ class ChatTab:
     answer_settings: list[Any]
     turns: Any
     outputs: list[Any]
+    history: saved_conversations.History
 
 
 def messages(turns: Sequence[Turn], pending: tuple[str, str] | None = None) -> list[dict[str, str]]:
@@ -101,6 +104,9 @@ def build(base: Settings, *, has_seed: bool) -> ChatTab:
     """Lay out the tab inside the current ``gr.Blocks`` and wire its events."""
     feedback_path = base.data_dir / "feedback.jsonl"
     turns = gr.State([])
+    # Made first, placed in the right-hand column: the conversations panel on the left fills it too.
+    panel = gr.HTML(render.SOURCES_PLACEHOLDER, elem_id="fn-sources-panel", js_on_load=None, padding=False,
+                    render=False)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=420):
             chatbot = gr.Chatbot(
@@ -135,9 +141,10 @@ def build(base: Settings, *, has_seed: bool) -> ChatTab:
                                           placeholder="http://127.0.0.1:8080/v1", elem_id="fn-base-url")
                 hybrid = gr.Checkbox(value=base.retrieval.hybrid, label="Hybrid search (keywords + meaning)",
                                      elem_id="fn-hybrid")
+            history = saved_conversations.build(base, turns=turns, chat_outputs=[chatbot, panel, turns, question])
         with gr.Column(scale=2, min_width=320):
-            panel = gr.HTML(render.SOURCES_PLACEHOLDER, elem_id="fn-sources-panel", js_on_load=None,
-                            padding=False)
+            panel.render()
+            pages.build(base, turns)
 
     def respond(question: str, turns: list[Turn], backend: str, model: str, base_url: str, k: float,
                 hybrid: bool) -> Iterator[tuple[Any, ...]]:
@@ -189,11 +196,14 @@ def build(base: Settings, *, has_seed: bool) -> ChatTab:
     answer_settings = [backend, model, base_url, top_k, hybrid]
     chat_inputs = [question, turns, *answer_settings]
     chat_outputs = [chatbot, panel, turns, question]
-    question.submit(respond, chat_inputs, chat_outputs, show_progress="hidden", **chat)
-    ask_button.click(respond, chat_inputs, chat_outputs, show_progress="hidden", **chat)
+    saving = {"fn": history.persist, "inputs": [history.state, turns],
+              "outputs": [history.state, history.saved], "queue": False, **PRIVATE}
+    question.submit(respond, chat_inputs, chat_outputs, show_progress="hidden", **chat).then(**saving)
+    ask_button.click(respond, chat_inputs, chat_outputs, show_progress="hidden", **chat).then(**saving)
     chatbot.example_select(pick_example, None, question, queue=False, **PRIVATE).then(
-        respond, chat_inputs, chat_outputs, show_progress="hidden", **chat)
-    clear_button.click(clear, None, chat_outputs, queue=False, **PRIVATE)
-    chatbot.clear(clear, None, chat_outputs, queue=False, **PRIVATE)
+        respond, chat_inputs, chat_outputs, show_progress="hidden", **chat).then(**saving)
+    for event in (clear_button.click, chatbot.clear):
+        event(clear, None, chat_outputs, queue=False, **PRIVATE).then(
+            history.start_over, None, history.state, queue=False, **PRIVATE)
     chatbot.like(feedback, [turns], None, queue=False, **PRIVATE)
-    return ChatTab(answer_settings=answer_settings, turns=turns, outputs=chat_outputs)
+    return ChatTab(answer_settings=answer_settings, turns=turns, outputs=chat_outputs, history=history)
