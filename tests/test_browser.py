@@ -10,13 +10,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.helpers import REPO, SEED, make_pdf
-from tests.plugins.app import ANSWER_TIMEOUT, AppPage, RunningApp, table_rows
+from tests.helpers import SEED, make_pdf
+from tests.plugins.app import ANSWER_TIMEOUT, AppPage, RunningApp, screenshot, table_rows
 
 pytestmark = pytest.mark.slow
 
-# Git-ignored: a test run must not rewrite the README's pictures.
-SCREENSHOTS = REPO / "tests" / "artifacts" / "screenshots"
 SEED_QUESTION = "Which book argues that moving labour out of agriculture caused the collapse?"
 OFF_TOPIC = "Who won the 1958 FIFA World Cup?"
 PDF_FACT = "The Zhdanov tractor plant in Kharkov opened in 1931 and produced 50,000 tractors by 1934."
@@ -25,12 +23,6 @@ SCRIPT_PAYLOAD = "<script>window.__pwned=1</script>"
 IMG_PAYLOAD = '<img src=x onerror="window.__pwned=2">'
 TITLE_PAYLOAD = "<img src=y onerror=window.__pwned=3>"
 QUESTION_PAYLOAD = '<img src=q onerror="window.__pwned=4"><script>window.__pwned=5</script>'
-
-
-def _screenshot(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.wait_for_timeout(1000)  # Gradio fades updated components in
-    page.screenshot(path=str(SCREENSHOTS / name))
 
 
 def test_clicking_a_citation_shows_its_passage_and_feedback_is_saved(
@@ -68,7 +60,7 @@ def test_clicking_a_citation_shows_its_passage_and_feedback_is_saved(
     assert record["sources"][0]["source"] == SEED.name
     assert record["sources"][0]["quote"]
     app.page.mouse.move(0, 0)
-    _screenshot(app.page, "chat.png")
+    screenshot(app.page, "chat.png")
 
 
 def test_uploaded_pdf_is_cited_then_no_longer_after_delete(app: AppPage, app_server: RunningApp,
@@ -88,7 +80,7 @@ def test_uploaded_pdf_is_cited_then_no_longer_after_delete(app: AppPage, app_ser
     assert "broken.pdf" not in app.document_files()
     assert not (app_server.corpus_dir / "broken.pdf").exists(), "a failed upload does not linger"
     assert SEED.name in app.document_files(), "other documents are unaffected"
-    _screenshot(app.page, "documents.png")
+    screenshot(app.page, "documents.png")
 
     answer = app.ask(PDF_QUESTION)
     answer.locator("a.fn-cite").first.click()
@@ -233,7 +225,7 @@ def test_evaluate_tab_runs_an_uploaded_dataset(app: AppPage, tmp_path: Path) -> 
     downloaded = page.request.get(markdown[0])
     assert downloaded.ok
     assert downloaded.text().startswith("# Evaluation")
-    _screenshot(page, "evaluate.png")
+    screenshot(page, "evaluate.png")
 
 
 def test_upload_over_the_size_limit_is_refused(browser: Any, app_factory: Any, tmp_path: Path) -> None:

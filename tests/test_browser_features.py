@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.plugins.app import ANSWER_TIMEOUT, AppPage, RunningApp, stop_app, table_rows
+from tests.plugins.app import ANSWER_TIMEOUT, AppPage, RunningApp, screenshot, stop_app, table_rows
 from tests.scans import make_scanned_pdf, make_table_docx
-from tests.test_browser import _screenshot
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +54,7 @@ def test_scanned_pdf_is_read_with_ocr_and_cited(app: AppPage, tmp_path: Path) ->
     image.wait_for()
     assert app.page.request.get(image.get_attribute("src")).ok
     assert image.evaluate("img => img.naturalWidth") > 500
-    _screenshot(app.page, "page-view.png")
+    screenshot(app.page, "page-view.png")
     app.delete("turksib-scan.pdf")
 
 

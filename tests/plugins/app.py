@@ -24,6 +24,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 STARTUP_TIMEOUT = 180.0
 ANSWER_TIMEOUT = 90_000  # ms, for Playwright waits
+# Git-ignored: a test run must not rewrite the README's pictures.
+SCREENSHOTS = REPO / "tests" / "artifacts" / "screenshots"
 
 
 @dataclass
@@ -251,3 +253,10 @@ def app(browser: Any, app_server: RunningApp) -> Iterator[AppPage]:
         context.close()
     assert outside == [], f"the page requested non-loopback URLs: {outside}"
     assert errors == [], f"JavaScript errors: {errors}"
+
+
+def screenshot(page: Any, name: str) -> None:
+    """Save a picture of ``page`` under tests/artifacts/screenshots (git-ignored)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(1000)  # Gradio fades updated components in
+    page.screenshot(path=str(SCREENSHOTS / name))
