@@ -8,7 +8,7 @@ from typing import Any
 import gradio as gr
 
 from rag.config import Settings
-from rag.indexer import IngestReport
+from rag.pipeline import IngestReport
 from rag.types import Answer
 
 # Event options of every handler: none of them is part of the public API (see rag.ui_api).

@@ -11,8 +11,8 @@ import gradio as gr
 from rag import pipeline, render, ui_api
 from rag.config import Settings
 from rag.errors import FootnoteError
-from rag.indexer import IngestReport, Progress
 from rag.loaders import SUPPORTED_SUFFIXES
+from rag.pipeline import IngestReport, Progress
 from rag.ui.common import PRIVATE, GradioProgress, report_lines
 
 # What the upload box accepts is what the loaders read, nothing copied by hand.
