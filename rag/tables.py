@@ -17,6 +17,8 @@ logger = logging.getLogger(__name__)
 # Under the chunker's 200-token passages even for tables of numbers (about 2 characters per
 # MiniLM token there), so the splitter's paragraph rule keeps each piece whole.
 MAX_TABLE_CHARS = 320
+# A ruled table of two rows and two columns draws at least this many lines or boxes.
+MIN_RULES = 4
 _TABLE_LINE = re.compile(r"^\s*\|.*\|\s*$")
 _RULE_LINE = re.compile(r"^\s*\|(\s*:?-{3,}:?\s*\|)+\s*$")
 
@@ -89,6 +91,28 @@ def normalise_markdown_tables(text: str, *, max_chars: int = MAX_TABLE_CHARS) ->
     return "\n".join(out)
 
 
+def ruled_pages(data: bytes, count: int) -> list[int]:
+    """Indexes of the first ``count`` pages drawing enough lines or rectangles to hold a ruled table
+    (pypdfium2 counts them cheaply; pdfplumber's table finder costs about 0.5 s a page)."""
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
+    found = []
+    document = pdfium.PdfDocument(data)
+    try:
+        for i in range(min(count, len(document))):
+            page = document[i]
+            try:
+                paths = page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_PATH,), max_depth=2)
+                if sum(1 for _ in zip(range(MIN_RULES), paths)) >= MIN_RULES:
+                    found.append(i)
+            finally:
+                page.close()
+    finally:
+        document.close()
+    return found
+
+
 def with_pdf_tables(data: bytes, texts: list[str], source: str) -> list[str]:
     """Page texts where each page holding ruled tables is rebuilt as text bands and Markdown tables,
     top to bottom (pypdf's own text runs a table's cells together)."""
@@ -98,10 +122,12 @@ def with_pdf_tables(data: bytes, texts: list[str], source: str) -> list[str]:
         return texts
     out = list(texts)
     try:
+        candidates = [i for i in ruled_pages(data, len(texts)) if texts[i].strip()]
+        if not candidates:
+            return texts
         with pdfplumber.open(io.BytesIO(data)) as pdf:
-            for i, page in enumerate(pdf.pages):
-                if i >= len(texts) or not texts[i].strip():
-                    continue
+            for i in candidates:
+                page = pdf.pages[i]
                 found = sorted(page.find_tables(), key=lambda t: t.bbox[1])
                 if not found:
                     continue

@@ -48,7 +48,9 @@ def make_table_pdf(path: Path, before: str, rows: list[list[str]], after: str) -
     styles = getSampleStyleSheet()
     table = Table(rows)
     table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.black)]))
-    SimpleDocTemplate(str(path), pagesize=A4).build(
+    template = SimpleDocTemplate(str(path), pagesize=A4, title="Steel output",
+                                 author="Commissariat of Heavy Industry")
+    template.build(
         [Paragraph(before, styles["Normal"]), table, Paragraph(after, styles["Normal"])])
     return path
 

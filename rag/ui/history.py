@@ -59,7 +59,8 @@ def build(base: Settings, *, turns: Any, chat_outputs: Sequence[Any]) -> History
             scope = gr.Radio(SCOPES, value=SCOPES[0], label="Export", scale=3, elem_id="fn-export-scope")
             md_button = gr.Button("Markdown", size="md", scale=1, elem_id="fn-export-md")
             csl_button = gr.Button("CSL-JSON", size="md", scale=1, elem_id="fn-export-csl")
-        download = gr.File(label="Download", interactive=False, height=70, elem_id="fn-export-file")
+        # Shown once there is a file: an empty file box is a large blank drop zone.
+        download = gr.File(label="Download", interactive=False, visible=False, elem_id="fn-export-file")
 
     def listing(selected: str | None = None) -> Any:
         return gr.Dropdown(choices=_choices(store), value=selected)
@@ -99,7 +100,7 @@ def build(base: Settings, *, turns: Any, chat_outputs: Sequence[Any]) -> History
             state = {"id": "", "saved": 0}
         return listing(), state
 
-    def export_file(fmt: str, which: str, turns: list[Turn]) -> str:
+    def export_file(fmt: str, which: str, turns: list[Turn]) -> Any:
         answers = [t.answer for t in turns if t.answer is not None]
         if which == SCOPES[1]:
             answers = answers[-1:]
@@ -114,7 +115,7 @@ def build(base: Settings, *, turns: Any, chat_outputs: Sequence[Any]) -> History
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"footnote-{stamp}{export.SUFFIXES[fmt]}"
         path.write_text(text, encoding="utf-8")
-        return str(path)
+        return gr.File(value=str(path), visible=True)
 
     def start_over() -> dict[str, Any]:
         return {"id": "", "saved": 0}
