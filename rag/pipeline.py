@@ -15,6 +15,7 @@ from rag.embeddings import Embedder, get_embedder
 from rag.errors import IndexNotFoundError, InputError
 from rag.indexer import Indexer, IngestReport, Progress
 from rag.judge import describe, get_judge, support_checker
+from rag.manifest import Entry
 from rag.retrieval import Retrieval, retrieve
 from rag.store import Store
 from rag.text import REFUSAL, strip_markers
@@ -30,6 +31,27 @@ def ingest(settings: Settings | None = None, *, rebuild: bool = False,
     """Sync the index with ``settings.corpus_dir``."""
     settings = settings or get_settings()
     return Indexer(settings, progress=progress, embedder=embedder_for(settings)).sync(rebuild=rebuild)
+
+
+def add(items: Sequence[str], *, settings: Settings, paths: bool = True,
+        progress: Progress | None = None) -> IngestReport:
+    """Copy files (or fetch http(s) URLs) into the corpus and index them (``Indexer.add``)."""
+    return Indexer(settings, progress=progress, embedder=_embedder(settings)).add(list(items), paths=paths)
+
+
+def remove(sources: Sequence[str], *, settings: Settings) -> IngestReport:
+    """Delete documents from the index and their files from the corpus (``Indexer.remove``)."""
+    return Indexer(settings).remove(list(sources))
+
+
+def documents(settings: Settings) -> list[Entry]:
+    """What is indexed, by source, as the manifest records it."""
+    return Indexer(settings).documents()
+
+
+def failures(settings: Settings) -> dict[str, str]:
+    """Corpus files that could not be indexed, by source, with the reason."""
+    return Indexer(settings).failures()
 
 
 def check_question(question: str, *, settings: Settings) -> str:

@@ -47,6 +47,9 @@ CLICK_JS = """
     document.querySelectorAll(".fn-source.fn-active").forEach((c) => c.classList.remove("fn-active"));
     card.classList.add("fn-active");
     card.scrollIntoView({ behavior: "smooth", block: "nearest" });
+    // The page view (rag/ui/pages.py) reads the card id and renders its page on the server.
+    const go = document.getElementById("fn-page-go");
+    if (go) { window.__footnotePage = id; go.click(); }
   }, true);
 })();
 </script>
