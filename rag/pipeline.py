@@ -36,7 +36,7 @@ def ingest(settings: Settings | None = None, *, rebuild: bool = False,
 def add(items: Sequence[str], *, settings: Settings, paths: bool = True,
         progress: Progress | None = None) -> IngestReport:
     """Copy files (or fetch http(s) URLs) into the corpus and index them (``Indexer.add``)."""
-    return Indexer(settings, progress=progress, embedder=_embedder(settings)).add(list(items), paths=paths)
+    return Indexer(settings, progress=progress, embedder=embedder_for(settings)).add(list(items), paths=paths)
 
 
 def remove(sources: Sequence[str], *, settings: Settings) -> IngestReport:
