@@ -107,8 +107,8 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
     standalone = writer.rewrite(question, list(history or []))
     timings["prepare_s"] = time.perf_counter() - started
     mark = time.perf_counter()
-    found = retrieval or retrieve_passages(standalone, settings=settings, k=k, sources=sources, hybrid=hybrid,
-                                           mmr=mmr)
+    found = retrieval if retrieval is not None else retrieve_passages(
+        standalone, settings=settings, k=k, sources=sources, hybrid=hybrid, mmr=mmr)
     timings["retrieve_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
     verdict = get_judge(settings).decide(standalone, found)

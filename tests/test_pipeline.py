@@ -15,6 +15,7 @@ from rag.embeddings import Embedder
 from rag.errors import InputError
 from rag.indexer import Indexer
 from rag.pipeline import ask, check_question, retrieve_passages, stream
+from rag.text import REFUSAL
 from rag.types import Answer
 from tests.helpers import SEED
 from tests.scripted import ScriptedBackend
@@ -93,6 +94,26 @@ def test_injected_marker_is_dropped_from_the_answer(settings: Settings, embedder
     assert "[99]" not in answer.text
     assert all(c.marker != 99 for c in answer.citations)
     assert scripted.seen
+
+
+@pytest.mark.parametrize("reply", ["The documents do not answer this question.",
+                                   "the documents do NOT answer this question"])
+def test_writer_giving_the_taught_refusal_reads_as_footnotes_refusal(seeded: Settings, scripted: ScriptedBackend,
+                                                                      reply: str) -> None:
+    scripted.script(reply)
+    answer = ask("Which book argues that moving labour out of agriculture caused the collapse?",
+                 settings=seeded, backend="scripted")
+    assert answer.refused and answer.text == REFUSAL and not answer.sentences
+    assert answer.refusal_reason == "the scripted backend found no answer in the passages"
+
+
+def test_writer_saying_something_uncitable_keeps_its_words_in_the_refusal(seeded: Settings,
+                                                                          scripted: ScriptedBackend) -> None:
+    scripted.script("I do not know much about that, sorry.")
+    answer = ask("Which book argues that moving labour out of agriculture caused the collapse?",
+                 settings=seeded, backend="scripted")
+    assert answer.refused and answer.text == "I do not know much about that, sorry."
+    assert answer.refusal_reason == "nothing the answer says could be tied to a passage"
 
 
 def test_source_restriction_reaches_the_answer(seeded: Settings, settings: Settings, embedder: Embedder) -> None:
