@@ -157,7 +157,11 @@ def print_sources(answer: Answer) -> None:
     for sentence in answer.sentences:
         if sentence.supported is False:
             print(f"  ! not supported by its source: {sentence.text}")
+    if answer.fallback:
+        print(f"  (quoted instead: {answer.fallback})")
     if answer.refused:
+        if answer.refusal_reason:
+            print(f"  why: {answer.refusal_reason}")
         for p in answer.closest:
             print(f"  closest: {p.title} ({p.source}) score {p.score:.2f}")
         return

@@ -133,6 +133,22 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
                     threshold=settings.answer.support_threshold)
     timings["check_s"] = time.perf_counter() - mark
     timings["total_s"] = time.perf_counter() - started
+    if not checked.citations and settings.answer.fallback and writer.name != "extractive":
+        # The judge found the question answerable; a writer that declines or cites nothing should
+        # not turn that into a refusal: show the passages' own best sentences instead, and say so.
+        quotes = "".join(get_backend(settings, embedder=embedder, name="extractive").generate(
+            standalone, found.passages))
+        quoted = check(quotes, found.passages, checker=support_checker(settings, embedder),
+                       threshold=settings.answer.support_threshold)
+        if quoted.citations:
+            timings["total_s"] = time.perf_counter() - started
+            yield Answer(question=question, text=quoted.text, citations=quoted.citations,
+                         sentences=quoted.sentences, backend="extractive", standalone_question=standalone,
+                         timings=timings, judgement=describe(verdict),
+                         fallback=(f"the {writer.name} backend " + ("declined" if _declined(checked.text) else
+                                   "wrote nothing that could be tied to a passage")
+                                   + "; these are the passages' own sentences"))
+            return
     if not checked.citations:
         # Nothing the writer said could be tied to a passage: a refusal with the closest material,
         # in the writer's own words when it said something other than the refusal it was taught.
