@@ -16,10 +16,10 @@ from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.errors import ConfigError
 from rag.indexer import Indexer
-from rag.judge import AnswerabilityJudge, get_judge, quote_support
+from rag.judge import AnswerabilityJudge, get_judge
 from rag.local_model import MODEL_FILE, MODEL_SIZE, bundled_path, get_local_model, part_files, resolve_path
 from rag.pipeline import ask, retrieve_passages
-from rag.types import Answer, Passage
+from rag.types import Answer
 from tests.helpers import SEED
 
 pytestmark = [
@@ -67,15 +67,6 @@ def test_corrupted_model_file_of_the_right_size_is_refused(settings: Settings) -
         handle.truncate(MODEL_SIZE)
     with pytest.raises(ConfigError, match="sha256"):
         resolve_path(settings)
-
-
-def test_quote_support_counts_only_words_the_passages_hold() -> None:
-    passage = Passage(marker=1, id="a", text="Grain was requisitioned from the peasants to pay for imports.",
-                      source="s", title="t", score=1.0, start=0, end=10)
-    assert quote_support("requisitioned from the peasants", [passage]) == 1.0
-    assert quote_support("peasants", [passage]) == 0.25, "one word is a quarter of a quote"
-    assert quote_support("NONE", [passage]) == 0.0
-    assert quote_support("taxes on vodka and salt", [passage]) <= 0.25
 
 
 def test_judge_accepts_a_paraphrased_question_and_refuses_an_off_corpus_one(local: Settings) -> None:
