@@ -58,6 +58,10 @@ class AnswerSettings(Section):
     support_threshold: float = Field(
         0.50, description="Combined similarity at which an answer sentence counts as supported "
         "by its cited passage (calibrated by evals/calibrate.py).")
+    fallback: bool = Field(
+        True, description="When the judge finds the question answerable but an LLM writer declines "
+        "or writes nothing citable, show the passages' own best sentences (extractive) instead of "
+        "refusing; the answer says so.")
 
 
 class LimitsSettings(Section):

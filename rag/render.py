@@ -140,6 +140,8 @@ def render_answer(answer: Answer, turn: int) -> str:
     pieces.append(_link_markers(_text(text[position:]), turn, cited))
     body = "".join(pieces)
     notes = []
+    if answer.fallback:
+        notes.append(f'<p class="fn-note fn-fallback">Quoted instead: {esc(answer.fallback)}.</p>')
     if unsupported:
         noun = "sentence is" if unsupported == 1 else "sentences are"
         notes.append(f'<p class="fn-note fn-note-warn">{unsupported} {noun} not supported by a '

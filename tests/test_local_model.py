@@ -31,23 +31,17 @@ PARAPHRASED = "What did the Soviet state squeeze to pay for its factories?"
 OFF_CORPUS = "Which team won the 1958 football World Cup final in Stockholm?"
 
 
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One data folder per session, so the 1.1 GB model is assembled (and checked) once."""
-    return tmp_path_factory.mktemp("local-model")
-
-
 @pytest.fixture
-def local(seeded: Settings, model_dir: Path) -> Settings:
-    """Seeded settings answering with the local model and its judge, the model under ``model_dir``."""
+def local(seeded: Settings, local_model_dir: Path) -> Settings:
+    """Seeded settings answering with the local model and its judge, the model under ``local_model_dir``."""
     models = seeded.data_dir / "models"
     models.mkdir(parents=True, exist_ok=True)
     return seeded.with_updates(**{"answer.backend": "local", "local.judge": "on",
-                                  "local.model_path": str(resolve_path(seeded.with_updates(data_dir=model_dir)))})
+                                  "local.model_path": str(resolve_path(seeded.with_updates(data_dir=local_model_dir)))})
 
 
-def test_bundled_model_assembles_to_the_upstream_file(model_dir: Path, settings: Settings) -> None:
-    path = resolve_path(settings.with_updates(data_dir=model_dir))
+def test_bundled_model_assembles_to_the_upstream_file(local_model_dir: Path, settings: Settings) -> None:
+    path = resolve_path(settings.with_updates(data_dir=local_model_dir))
     assert path.name == MODEL_FILE and path.stat().st_size == MODEL_SIZE
     assert not list(path.parent.glob(".*.part")), "no partial file is left behind"
 
