@@ -202,6 +202,8 @@ def versions(packages: Sequence[str]) -> dict[str, str]:
 
 def git_commit() -> str:
     """The short commit of the checkout the bench runs (``+dirty`` if it has local changes)."""
+    if os.environ.get("BENCH_COMMIT"):  # a copy of a checkout, without its .git
+        return os.environ["BENCH_COMMIT"]
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                               text=True, check=True).stdout.strip()

@@ -11,6 +11,7 @@ Row = dict[str, Any]
 
 # (label, key, format, target text): the rows of each per-size table.
 METRICS: list[tuple[str, str, str, str]] = [
+    ("measured at commit / load average at the end", "commit", "{} / {}", ""),
     ("chunks indexed (actual)", "chunks_indexed", "{:,.0f}", ""),
     ("documents", "documents", "{:,.0f}", ""),
     ("first ingest, chunks/s", "ingest_chunks_per_s", "{:.1f}", ""),
@@ -40,7 +41,8 @@ PAIRS = {"reingest_s": "reingest_wall_s", "reingest_changed_s": "reingest_change
          "remove_doc_s": "remove_doc_wall_s", "retrieval_p50_ms": "retrieval_p95_ms",
          "retrieval_dense_p50_ms": "retrieval_dense_p95_ms", "answer_p50_ms": "answer_p95_ms",
          "recipe_retrieval_p50_ms": "recipe_retrieval_p95_ms", "app_rss_start_mb": "app_rss_mb",
-         "default_answer_p50_ms": "default_answer_p95_ms", "app_local_start_s": "app_local_rss_mb"}
+         "default_answer_p50_ms": "default_answer_p95_ms", "app_local_start_s": "app_local_rss_mb",
+         "commit": "load"}
 
 
 def cell(row: Row, key: str, fmt: str) -> str:
@@ -149,6 +151,8 @@ def chart(rows: list[Row], path: Path) -> None:
                 if points:
                     ax.plot(*zip(*points), style, label=f"{label} ({store})")
         ax.set_xscale("log")
+        if title in {"retrieval, ms", "seconds"}:
+            ax.set_yscale("log")
         ax.set_title(title)
         ax.set_xlabel("chunks in the corpus")
         ax.grid(alpha=0.3)

@@ -55,11 +55,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="run the recipe on a prefix of about this many chunks above it (0: never)")
     parser.add_argument("--cache", choices=("use", "refresh", "off"), default="use",
                         help="keep built indexes of large corpora under bench/out/cache")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="the vector cache's folder (default OUT/cache)")
     parser.add_argument("--cache-min-chunks", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=OUT, help="rows.json and the index cache (git-ignored)")
     parser.add_argument("--standin-vectors", action="store_true",
                         help="at cached sizes, give passages missing from the vector cache stand-in vectors "
                              "(a cached vector plus noise) instead of embedding them; flagged in the report")
+    parser.add_argument("--no-recipe", action="store_true", help="skip the textbook recipe (no ratio)")
+    parser.add_argument("--merge-rows", type=Path, action="append", default=[], metavar="ROWS_JSON",
+                        help="also report the rows of this rows.json (from a run with another --out)")
+    parser.add_argument("--report-only", action="store_true", help="measure nothing: write the report from rows")
     parser.add_argument("--keep-rows", action="store_true", help="also report earlier rows from bench/out/rows.json")
     parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
                         help="a Footnote setting for every child, e.g. embedding_backend=onnx-int8 "
@@ -84,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--chunks needs sizes and --stores only local and/or server")
     own_work = args.work is None
     work = Path(tempfile.mkdtemp(prefix="footnote-scale-")) if own_work else args.work
-    opts = Options(work=work, cache=args.out / "cache", cache_min_chunks=args.cache_min_chunks, cache_mode=args.cache,
+    opts = Options(work=work, cache=args.cache_dir or args.out / "cache", cache_min_chunks=args.cache_min_chunks, cache_mode=args.cache,
                    questions=args.questions, answers=args.answers, app_questions=args.app_questions,
                    recipe_max_chunks=args.recipe_max_chunks, seed=args.seed,
                    settings=settings, local_sample=args.local_sample, smallest=min(sizes),
@@ -101,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     chain = synth.Chain.train()
     rows: list[dict[str, Any]] = []
     try:
-        for size in sizes:
+        for size in [] if args.report_only else sizes:
             corpus = work / f"corpus-{size}"
             shape = synth.build(corpus, size, seed=args.seed, chain=chain)
             logger.info("%d chunks: corpus of %d documents", size, shape["documents"])
@@ -111,10 +116,10 @@ def main(argv: list[str] | None = None) -> int:
                         logger.info("%d %s: %s", size, store, measure_row(
                             size, store, corpus, opts, qfile, {}, shape, first_only=True))
                 continue
-            recipe_row = recipe(corpus, work / f"recipe-{size}", opts, qfile, size)
+            recipe_row = {} if args.no_recipe else recipe(corpus, work / f"recipe-{size}", opts, qfile, size)
             for store in stores:
                 row = measure_row(size, store, corpus, opts, qfile, recipe_row, shape)
-                row["commit"] = meta["commit"]
+                row.update(commit=meta["commit"], load=round(os.getloadavg()[0], 1))
                 rows.append(row)
                 save_rows(rows, args.out)
                 logger.info("%d %s: %s", size, store, {k: _round(row.get(k)) for k in KEYS[2:]})
@@ -124,7 +129,11 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     if args.build_cache_only:
         return 0
-    reported = merged(rows, args.out) if args.keep_rows else rows
+    reported = merged(rows, args.out) if args.keep_rows or args.report_only else rows
+    for extra in args.merge_rows:
+        known = {(r["chunks"], r["store"]) for r in reported}
+        reported += [r for r in json.loads(extra.read_text(encoding="utf-8")) if (r["chunks"], r["store"]) not in known]
+    reported.sort(key=lambda r: (r["chunks"], r["store"]))
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     meta["load_end"] = [round(x, 2) for x in os.getloadavg()]
     path = report.write(reported, meta, args.docs)

@@ -176,7 +176,7 @@ def steady_state(row: dict[str, Any], env: dict[str, str], corpus: Path, work: P
     row.update(list_s=listed.wall_s, list_documents=len(listed.json()),
                cli_start_s=run([PYTHON, "ingest.py", "--help"], env=env).wall_s)
     logger.info("%s %d: retrieval and answers", store, chunks)
-    sample = opts.local_sample if chunks == opts.smallest else 0
+    sample = opts.local_sample if chunks == opts.smallest and store == "local" else 0
     probe = run([PYTHON, "bench/probe.py", "--questions", str(qfile), "--answers", str(opts.answers),
                  "--default-answers", str(sample)], env=env).check("bench/probe.py")
     got = probe.json()
@@ -200,7 +200,8 @@ def steady_state(row: dict[str, Any], env: dict[str, str], corpus: Path, work: P
     removed, report = ingest(env, "remove", synth.BIG_NAME)
     row.update(remove_doc_s=report["seconds"], remove_doc_wall_s=removed.wall_s)
     row.update(recipe_row)
-    rate = row.get("ingest_chunks_per_s")
-    row["ingest_ratio"] = rate / row["recipe_chunks_per_s"] if rate else None
+    rate, baseline = row.get("ingest_chunks_per_s"), row.get("recipe_chunks_per_s")
+    row["ingest_ratio"] = rate / baseline if rate and baseline else None
+    row.setdefault("recipe_chunks_per_s", None)
     shutil.rmtree(work, ignore_errors=True)
     return row
