@@ -36,6 +36,7 @@ def offline_environment() -> None:
     Entry points call it at start; the model loaders call it again before importing transformers,
     so ``import rag`` alone changes nothing in the host process's environment.
     """
+    os.environ["HF_HUB_OFFLINE"] = "1"  # never overridden: no download, whatever the shell says
     for name, value in OFFLINE_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
 

@@ -291,12 +291,6 @@ def test_changed_backend_makes_the_index_stale_until_rebuilt(settings, embedder,
         Store(settings)
 
 
-def test_new_indexes_default_to_the_onnx_int8_backend(monkeypatch):
-    monkeypatch.delenv("FOOTNOTE_EMBEDDING_BACKEND")
-
-    assert Settings(_env_file=None).embedding_backend == "onnx-int8"
-
-
 def test_importing_rag_leaves_the_environment_alone():
     code = ("import os; before = dict(os.environ)\n"
             "import rag, rag.embeddings, rag.indexer, rag.pipeline, rag.store\n"

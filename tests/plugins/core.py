@@ -55,9 +55,6 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # test retrieval, citations and the app with the fast, deterministic extractive path.
     monkeypatch.setenv("FOOTNOTE_ANSWER__BACKEND", "extractive")
     monkeypatch.setenv("FOOTNOTE_LOCAL__JUDGE", "off")
-    # The session's one torch model (the ``embedder`` fixture) serves every test; the default
-    # onnx-int8 backend has its own tests in tests/test_embeddings.py.
-    monkeypatch.setenv("FOOTNOTE_EMBEDDING_BACKEND", "torch")
 
 
 @pytest.fixture
