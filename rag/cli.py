@@ -92,10 +92,10 @@ def prepare_process() -> None:
 
     Set before the libraries are imported, since they read these once; a user's own value wins.
     """
-    for name, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"),
-                        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TOKENIZERS_PARALLELISM", "false"),
-                        ("GRADIO_ANALYTICS_ENABLED", "False")):
-        os.environ.setdefault(name, value)
+    from rag.embeddings import offline_environment
+
+    offline_environment()
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
 def setup_logging(settings: Settings, verbose: int = 0) -> None:
