@@ -19,6 +19,7 @@ from typing import Any
 
 from rag.config import Settings, build_settings
 from rag.errors import FootnoteError, InputError
+from rag.export import FORMATS
 
 logger = logging.getLogger(__name__)
 
@@ -177,6 +178,8 @@ def _define_ask(parser: argparse.ArgumentParser) -> None:
     parser.description = "Answer one question with citations."
     parser.add_argument("question")
     _define_chat(parser)
+    parser.add_argument("--export", choices=FORMATS, help="print the answer as Markdown with numbered "
+                        "footnotes and a bibliography, or as CSL-JSON for reference managers")
 
 
 def _define_chat(parser: argparse.ArgumentParser) -> None:
@@ -190,7 +193,11 @@ def _ask(args: argparse.Namespace) -> int:
     from rag.pipeline import ask
 
     answer = ask(args.question, settings=_start(args), sources=args.source)
-    if args.json:
+    if args.export:
+        from rag.export import export
+
+        print(export([answer], args.export), end="")
+    elif args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1))
     else:
         console.print_answer(answer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +21,7 @@ from rag.local_model import queued
 from rag.types import Answer
 from rag.ui import history as saved_conversations
 from rag.ui import pages
-from rag.ui.common import PRIVATE, Turn, session_settings
+from rag.ui.common import PRIVATE, Turn, messages, session_settings, sources
 
 SEED_SOURCE = "stalin-industrialisation-vs-great-leap-forward.txt"
 SEED_EXAMPLES = [
@@ -42,24 +42,6 @@ class ChatTab:
     turns: Any
     outputs: list[Any]
     history: saved_conversations.History
-
-
-def messages(turns: Sequence[Turn], pending: tuple[str, str] | None = None) -> list[dict[str, str]]:
-    """The chatbot's messages for ``turns``, plus a question still being answered."""
-    out: list[dict[str, str]] = []
-    for n, turn in enumerate(turns):
-        out.append({"role": "user", "content": render.render_question(turn.question)})
-        body = render.render_answer(turn.answer, n) if turn.answer else render.render_error(turn.error)
-        out.append({"role": "assistant", "content": body})
-    if pending is not None:
-        out.append({"role": "user", "content": render.render_question(pending[0])})
-        out.append({"role": "assistant", "content": pending[1]})
-    return out
-
-
-def sources(turns: Sequence[Turn]) -> str:
-    """The sources panel for ``turns``."""
-    return render.render_sources([t.answer for t in turns])
 
 
 def save_feedback(path: Path, turn: Turn, rating: str) -> None:

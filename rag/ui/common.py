@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
+from rag import render
 from rag.config import Settings
 from rag.pipeline import IngestReport
 from rag.types import Answer
@@ -38,6 +40,24 @@ def session_settings(base: Settings, backend: str, model: str, base_url: str, k:
         "retrieval.top_k": int(k) if k else base.retrieval.top_k,
         "retrieval.hybrid": bool(hybrid),
     })
+
+
+def messages(turns: Sequence[Turn], pending: tuple[str, str] | None = None) -> list[dict[str, str]]:
+    """The chatbot's messages for ``turns``, plus a question still being answered."""
+    out: list[dict[str, str]] = []
+    for n, turn in enumerate(turns):
+        out.append({"role": "user", "content": render.render_question(turn.question)})
+        body = render.render_answer(turn.answer, n) if turn.answer else render.render_error(turn.error)
+        out.append({"role": "assistant", "content": body})
+    if pending is not None:
+        out.append({"role": "user", "content": render.render_question(pending[0])})
+        out.append({"role": "assistant", "content": pending[1]})
+    return out
+
+
+def sources(turns: Sequence[Turn]) -> str:
+    """The sources panel for ``turns``."""
+    return render.render_sources([t.answer for t in turns])
 
 
 class GradioProgress:

@@ -15,7 +15,7 @@ from rag import export, render
 from rag.config import Settings
 from rag.conversations import ConversationStore, StoredTurn, new_id
 from rag.errors import FootnoteError
-from rag.ui.common import PRIVATE, Turn
+from rag.ui.common import PRIVATE, Turn, messages, sources
 
 SCOPES = ["Whole conversation", "Last answer"]
 
@@ -82,8 +82,6 @@ def build(base: Settings, *, turns: Any, chat_outputs: Sequence[Any]) -> History
             loaded = store.load(conversation_id)
         except FootnoteError as exc:
             raise gr.Error(str(exc)) from exc
-        from rag.ui.chat import messages, sources
-
         restored = [Turn(t.question, t.answer, t.error) for t in loaded.turns]
         return (messages(restored), sources(restored), restored, "",
                 {"id": loaded.id, "saved": len(restored)})
