@@ -32,7 +32,8 @@ ENV = {"FOOTNOTE_EMBEDDING_BACKEND": "torch"}  # the app fixture already sets ex
 # gradio_client posts the queue join with httpx's default 5 s timeout; on a busy 2-core box the
 # app, sharing the CPU with the CLI loading its model, has taken longer than that to accept a join
 # (5 ReadTimeouts in 81 requests in one run; see docs/reliability.md). A user's browser waits
-# longer, so the clients here do too; the queue's stream already has no timeout.
+# longer, so the clients here do too (this also bounds reads of the result stream, which Gradio
+# keeps alive with heartbeats).
 CLIENT_TIMEOUT_S = 60.0
 
 NEW_NAME = "turksib-railway.txt"
