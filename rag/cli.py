@@ -19,17 +19,11 @@ from typing import Any
 
 from rag.config import Settings, build_settings
 from rag.errors import FootnoteError, InputError
-from rag.export import FORMATS
+from rag.export import FORMATS, export
 
 logger = logging.getLogger(__name__)
 
 EVAL_OUT = Path("evals/out")
-
-
-def _backend_choices() -> list[str]:
-    from rag.answer import backend_names
-
-    return ["auto", *backend_names()]
 
 
 Flag = tuple[tuple[str, ...], str | None, str, dict[str, Any]]
@@ -40,7 +34,9 @@ def _flags() -> dict[str, Flag]:
 
     Built on use, so the backend choices include backends registered after import.
     """
-    on_off, backends = argparse.BooleanOptionalAction, _backend_choices()
+    from rag.answer import backend_names
+
+    on_off, backends = argparse.BooleanOptionalAction, ["auto", *backend_names()]
     rows: list[Flag] = [
         (("--corpus",), "corpus_dir", "corpus folder (FOOTNOTE_CORPUS_DIR)", {"metavar": "DIR"}),
         (("--data-dir",), "data_dir", "index folder (FOOTNOTE_DATA_DIR)", {"metavar": "DIR"}),
@@ -194,8 +190,6 @@ def _ask(args: argparse.Namespace) -> int:
 
     answer = ask(args.question, settings=_start(args), sources=args.source)
     if args.export:
-        from rag.export import export
-
         print(export([answer], args.export), end="")
     elif args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1))

@@ -18,10 +18,10 @@ from rag import corpus, journal
 from rag.chunking import make_splitter, split
 from rag.config import Settings
 from rag.embeddings import Embedder, get_embedder
-from rag.errors import EmptyDocumentError, IngestError, UnsupportedFileError
+from rag.errors import EmptyDocumentError, IngestError
 from rag.ingest_report import IngestReport, NoProgress, Progress
 from rag.limits import LoadLimits
-from rag.loaders import brief, is_supported, load
+from rag.loaders import brief, check_type, load
 from rag.manifest import Entry, Manifest, ingest_lock
 from rag.reconcile import reconcile
 from rag.store import Store, collection_name
@@ -252,11 +252,7 @@ class Indexer:
     # -- steps -------------------------------------------------------------------
     def _prepare(self, path: Path, source: str, manifest: Manifest) -> _Pending | None:
         corpus.check_inside(path, self.settings.corpus_dir, source=source)
-        if not is_supported(path):
-            raise UnsupportedFileError(
-                f"{source}: unsupported file type {path.suffix or '(none)'!r}; supported: "
-                ".txt, .md, .pdf, .html, .htm, .docx."
-            )
+        check_type(path, source)
         try:
             digest, size = corpus.file_hash(path), path.stat().st_size
         except FileNotFoundError as exc:

@@ -47,6 +47,13 @@ def is_supported(path: Path) -> bool:
     return path.suffix.lower() in SUPPORTED_SUFFIXES
 
 
+def check_type(path: Path, source: str) -> None:
+    """Raise ``UnsupportedFileError`` (naming what is supported) unless Footnote reads ``path``'s type."""
+    if not is_supported(path):
+        raise UnsupportedFileError(f"{source}: unsupported file type {path.suffix.lower() or '(none)'!r}; "
+                                   f"supported: {', '.join(SUPPORTED_SUFFIXES)}.")
+
+
 def load(path: Path, *, source: str, max_bytes: int, limits: LoadLimits | None = None) -> list[Document]:
     """Read one file into Documents (one per PDF page, one otherwise).
 
@@ -59,12 +66,8 @@ def load(path: Path, *, source: str, max_bytes: int, limits: LoadLimits | None =
         IngestError: unreadable, too large, binary, corrupt, or over one of ``limits``; any
             failure of a parser ends as an ``IngestError`` whose ``__cause__`` is the original.
     """
+    check_type(path, source)
     suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise UnsupportedFileError(
-            f"{source}: unsupported file type {suffix or '(none)'!r}; "
-            f"supported: {', '.join(SUPPORTED_SUFFIXES)}."
-        )
     try:
         info = path.stat()
         if not stat.S_ISREG(info.st_mode):

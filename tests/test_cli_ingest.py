@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from rag.cli import ingest_main
+from rag.loaders import SUPPORTED_SUFFIXES
 from rag.manifest import ingest_lock
 from rag.store import Store
 from tests.helpers import SEED, copy_fixture_corpus, error_lines, free_port, make_pdf, run_ingest
@@ -224,7 +225,7 @@ def test_bad_files_each_give_one_error_line_and_exit_1(tmp_path):
     assert sorted(lines) == sorted([
         "error: broken.pdf: corrupt or unreadable PDF (PdfStreamError: Stream has ended unexpectedly). "
         "Open it and save it again, or remove it.",
-        "error: data.xyz: unsupported file type '.xyz'; supported: .txt, .md, .pdf, .html, .htm, .docx.",
+        f"error: data.xyz: unsupported file type '.xyz'; supported: {', '.join(SUPPORTED_SUFFIXES)}.",
         "error: empty.txt: file is empty.",
         "error: huge.txt: file is 0.0255 MB, over the 0.02 MB limit (FOOTNOTE_MAX_FILE_MB raises it).",
         "error: photo.txt: looks like a binary file, not text (NUL bytes).",

@@ -72,7 +72,9 @@ class ExtractiveBackend:
 
 
 def _is_heading(sentence: str) -> bool:
-    """A title line: short and without end punctuation."""
+    """A title line: short and without end punctuation (a Markdown table row is not one)."""
+    if sentence.lstrip().startswith("|"):
+        return False
     return len(sentence.split()) < 12 and not re.search(r"[.!:;\"”’)\]]$", sentence.rstrip())
 
 
