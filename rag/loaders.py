@@ -42,14 +42,9 @@ KINDS = {".txt": "text file", ".md": "Markdown file", ".markdown": "Markdown fil
 OCR_MARK = " (OCR)"
 
 
-def is_supported(path: Path) -> bool:
-    """Whether Footnote has a loader for ``path``'s extension."""
-    return path.suffix.lower() in SUPPORTED_SUFFIXES
-
-
 def check_type(path: Path, source: str) -> None:
     """Raise ``UnsupportedFileError`` (naming what is supported) unless Footnote reads ``path``'s type."""
-    if not is_supported(path):
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
         raise UnsupportedFileError(f"{source}: unsupported file type {path.suffix.lower() or '(none)'!r}; "
                                    f"supported: {', '.join(SUPPORTED_SUFFIXES)}.")
 
