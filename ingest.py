@@ -1,8 +1,8 @@
-"""Index the corpus: `python ingest.py [sync|add|remove|list] --help`."""
+"""Index the corpus: `python ingest.py [sync|add|remove|list] --help` (same as `python -m rag ingest`)."""
 
 import sys
 
-from rag.cli import ingest_main
+from rag.cli import main
 
 if __name__ == "__main__":
-    sys.exit(ingest_main())
+    sys.exit(main(command="ingest", prog="ingest.py"))

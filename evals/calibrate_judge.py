@@ -2,9 +2,11 @@
 
 Fitted on calibration data only: the ``calibration`` half of evals/paraphrase.jsonl plus every
 question of evals/dev.jsonl (refusal), and the ``calibration`` half of evals/support_pairs.jsonl
-(support). The held-out halves are scored with the fitted models and the figures written beside
-the weights, so what is reported is never what was fitted. Features are computed once with the
-real local model and cached (``--features``), so refitting takes a second.
+(support). Which evidence the judge combines (``FEATURE_SETS``) is chosen by 5-fold
+cross-validation inside the calibration data. The held-out halves are scored once with the fitted
+models and the figures written beside the weights, so what is reported is never what was fitted
+or chosen. The model's outputs are computed once and cached (``--features``), so refitting takes
+seconds.
 
     python evals/calibrate_judge.py [--max-false-refusals 0.07] [--refresh]
 """
@@ -25,17 +27,27 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.model_selection import StratifiedKFold  # noqa: E402
 
 from rag.answer.prompt import support_messages  # noqa: E402
 from rag.citations import SupportChecker  # noqa: E402
 from rag.config import build_settings  # noqa: E402
 from rag.embeddings import get_embedder  # noqa: E402
 from rag.indexer import Indexer  # noqa: E402
-from rag.judge import FEATURES, AnswerabilityJudge, Weights, logit  # noqa: E402
+from rag.judge import JUDGE_PASSAGES, AnswerabilityJudge, Weights, logit, quote_evidence  # noqa: E402
 from rag.local_model import get_local_model  # noqa: E402
 from rag.pipeline import retrieve_passages  # noqa: E402
 
 EVALS = REPO / "evals"
+POSITIVE = frozenset({"relevance", "cosine", "yes", "quote", "verbatim"})
+# Candidate evidence for the answer-or-refuse model; cross-validation on calibration data picks one.
+FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    "all": ("relevance", "cosine", "yes", "quote", "verbatim", "invented", "silent"),
+    "model": ("yes", "quote", "verbatim", "invented", "silent"),
+    "quote": ("verbatim", "invented", "silent"),
+    "yes+quote": ("yes", "verbatim", "invented"),
+    "retrieval+yes+quote share": ("relevance", "cosine", "yes", "quote"),
+}
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -53,50 +65,60 @@ def question_rows() -> list[dict[str, Any]]:
     return rows
 
 
-def compute_features(cache: Path, refresh: bool) -> dict[str, Any]:
-    """Judge features per question and model verdicts per support pair, cached in ``cache``."""
-    cached: dict[str, Any] = {"questions": [], "pairs": []}
-    if cache.is_file():
-        cached = json.loads(cache.read_text(encoding="utf-8"))
-    known = {(q.get("dataset", "paraphrase"), q["id"]) for q in cached["questions"]}
-    rows = question_rows()
-    if not refresh and all((r["dataset"], r["id"]) in known for r in rows) and cached["pairs"]:
-        return cached
-    data_dir = Path(tempfile.gettempdir()) / "footnote-calibrate-judge"
-    settings = build_settings(corpus_dir=EVALS / "corpus", data_dir=data_dir)
+def calibration_settings() -> Any:
+    """Settings of the evaluation corpus's own index, built (or synced) in a temp folder."""
+    settings = build_settings(corpus_dir=EVALS / "corpus", data_dir=Path(tempfile.gettempdir()) / "footnote-calibrate-judge")
     Indexer(settings).sync()
+    return settings
+
+
+def compute_features(cache: Path, refresh: bool) -> dict[str, Any]:
+    """The model's outputs per question (P(yes), quote) and per support pair, cached in ``cache``."""
+    cached: dict[str, Any] = {"questions": [], "pairs": []}
+    if cache.is_file() and not refresh:
+        cached = json.loads(cache.read_text(encoding="utf-8"))
+    rows = question_rows()
+    known = {(q.get("dataset", "paraphrase"), q["id"]): q for q in cached["questions"]}
+    missing = [r for r in rows if (r["dataset"], r["id"]) not in known]
+    if not missing and cached["pairs"]:
+        return cached
+    settings = calibration_settings()
     model = get_local_model(settings)
     judge = AnswerabilityJudge(model, Weights(0.0, {}, 0.5, 0.0))
-    questions = [] if refresh else [q for q in cached["questions"] if (q.get("dataset", "paraphrase"), q["id"]) in
-                                    {(r["dataset"], r["id"]) for r in rows}]
-    for q in questions:
-        q.setdefault("dataset", "paraphrase")
-    done = set() if refresh else {(q["dataset"], q["id"]) for q in questions}
-    for n, row in enumerate(rows, start=1):
-        if (row["dataset"], row["id"]) in done:
-            continue
+    for n, row in enumerate(missing, start=1):
         found = retrieve_passages(row["question"], settings=settings)
         started = time.perf_counter()
         feats, quote = judge.features(row["question"], found)
-        questions.append({"id": row["id"], "dataset": row["dataset"], "split": row["split"],
-                          "answerable": bool(row["answerable"]), "features": feats, "quote": quote,
-                          "seconds": time.perf_counter() - started})
-        print(f"{n} {row['id']} {row['answerable']} {feats}", file=sys.stderr)
-    if cached["pairs"] and not refresh:
-        result = {"questions": questions, "pairs": cached["pairs"]}
-        cache.write_text(json.dumps(result, indent=1), encoding="utf-8")
-        return result
-    checker = SupportChecker(get_embedder(settings.embedding_model))
-    pairs = []
-    for row in read_jsonl(EVALS / "support_pairs.jsonl"):
-        similarity = checker.support(row["claim"], row["passage"])[0]
-        started = time.perf_counter()
-        yes = model.judge(support_messages(row["claim"], row["passage"])).yes
-        pairs.append({"id": row["id"], "kind": row["kind"], "split": row["split"], "label": row["label"],
-                      "similarity": similarity, "yes": yes, "seconds": time.perf_counter() - started})
-    result = {"questions": questions, "pairs": pairs}
-    cache.write_text(json.dumps(result, indent=1), encoding="utf-8")
-    return result
+        known[(row["dataset"], row["id"])] = {
+            "id": row["id"], "dataset": row["dataset"], "split": row["split"],
+            "answerable": bool(row["answerable"]), "features": feats, "quote": quote,
+            "seconds": time.perf_counter() - started}
+        print(f"{n}/{len(missing)} {row['id']} {row['answerable']} {feats}", file=sys.stderr)
+    cached["questions"] = [known[(r["dataset"], r["id"])] for r in rows]
+    if not cached["pairs"]:
+        checker = SupportChecker(get_embedder(settings.embedding_model))
+        for row in read_jsonl(EVALS / "support_pairs.jsonl"):
+            similarity = checker.support(row["claim"], row["passage"])[0]
+            started = time.perf_counter()
+            yes = model.judge(support_messages(row["claim"], row["passage"])).yes
+            cached["pairs"].append({"id": row["id"], "kind": row["kind"], "split": row["split"],
+                                    "label": row["label"], "similarity": similarity, "yes": yes,
+                                    "seconds": time.perf_counter() - started})
+    cache.write_text(json.dumps(cached, indent=1), encoding="utf-8")
+    return cached
+
+
+def with_quote_evidence(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Questions whose features include today's reading of the cached quote (no model call)."""
+    settings = calibration_settings()
+    texts = {(r["dataset"], r["id"]): r["question"] for r in question_rows()}
+    out = []
+    for q in questions:
+        question = texts[(q["dataset"], q["id"])]
+        found = retrieve_passages(question, settings=settings)
+        evidence = quote_evidence(q["quote"], question, found.passages[:JUDGE_PASSAGES])
+        out.append(dict(q, features={**q["features"], **evidence}))
+    return out
 
 
 def rates(probabilities: list[float], labels: list[bool], threshold: float) -> dict[str, float]:
@@ -109,35 +131,76 @@ def rates(probabilities: list[float], labels: list[bool], threshold: float) -> d
             "answerable": len(pos), "unanswerable": len(neg)}
 
 
-def fit_judge(questions: list[dict[str, Any]], max_false_refusals: float) -> dict[str, Any]:
-    """Logistic regression on the calibration questions; threshold and floor from them too."""
-    train = [q for q in questions if q["split"] == "calibration"]
-    x = np.array([[q["features"][f] for f in FEATURES] for q in train])
-    y = np.array([q["answerable"] for q in train])
-    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(x, y)
-    weights = Weights(float(model.intercept_[0]), dict(zip(FEATURES, map(float, model.coef_[0]))), 0.5, 0.0)
+def fit(train: list[dict[str, Any]], names: tuple[str, ...], max_false_refusals: float) -> Weights:
+    """Logistic regression over ``names``; the floor and the threshold from ``train`` as well.
+
+    Evidence for answering (``POSITIVE``) may not earn a negative weight: a feature that does is
+    dropped and the model refitted. Otherwise the paraphrase set, whose unanswerable questions name
+    what the documents discuss, teaches that a closer passage means "refuse", which is false of
+    the off-topic questions users really ask.
+    """
+    labels = np.array([q["answerable"] for q in train])
+    while True:
+        x = np.array([[q["features"][f] for f in names] for q in train])
+        model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(x, labels)
+        wrong = [n for n, c in zip(names, model.coef_[0]) if n in POSITIVE and c < 0]
+        if not wrong or len(names) == 1:
+            break
+        names = tuple(n for n in names if n not in wrong)
     answerable_relevance = [q["features"]["relevance"] for q in train if q["answerable"]]
     floor = max(0.0, min(answerable_relevance) - 0.05)
-    probs = [weights.probability(q["features"]) if q["features"]["relevance"] >= floor else 0.0 for q in train]
-    labels = [q["answerable"] for q in train]
+    weights = Weights(float(model.intercept_[0]), dict(zip(names, map(float, model.coef_[0]))), 0.5, floor)
+    probs, labels = probabilities(weights, train), [q["answerable"] for q in train]
     # The highest threshold whose false refusals stay within the budget refuses the most.
     candidates = sorted(set(probs)) + [1.0]
     threshold = max((t for t in candidates if rates(probs, labels, t)["false_refusal_rate"] <= max_false_refusals),
                     default=0.5)
+    return Weights(weights.intercept, weights.coef, threshold, floor)
+
+
+def probabilities(weights: Weights, rows: list[dict[str, Any]]) -> list[float]:
+    """P(answerable) per question; 0 below the relevance floor, as the judge decides."""
+    return [weights.probability(q["features"]) if q["features"]["relevance"] >= weights.floor else 0.0
+            for q in rows]
+
+
+def score(weights: Weights, rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Refusal rates of fitted ``weights`` on ``rows``."""
+    return rates(probabilities(weights, rows), [q["answerable"] for q in rows], weights.threshold)
+
+
+def cross_validate(train: list[dict[str, Any]], names: tuple[str, ...], max_false_refusals: float) -> dict[str, float]:
+    """Mean refusal rates over 5 stratified folds of the calibration data."""
+    labels = np.array([q["answerable"] for q in train])
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0).split(np.zeros(len(train)), labels)
+    scores = [score(fit([train[i] for i in fit_idx], names, max_false_refusals), [train[i] for i in test_idx])
+              for fit_idx, test_idx in folds]
+    return {k: round(float(np.mean([s[k] for s in scores])), 3) for k in ("refusal_accuracy", "false_refusal_rate")}
+
+
+def fit_judge(questions: list[dict[str, Any]], max_false_refusals: float) -> dict[str, Any]:
+    """Pick the feature set by cross-validation, fit it on all calibration data, score held-out."""
+    train = [q for q in questions if q["split"] == "calibration"]
     held = [q for q in questions if q["split"] == "heldout"]
-    weights = Weights(weights.intercept, weights.coef, threshold, floor)
+    cv = {name: cross_validate(train, names, max_false_refusals) for name, names in FEATURE_SETS.items()}
 
-    def score(rows: list[dict[str, Any]]) -> dict[str, float]:
-        ps = [weights.probability(q["features"]) if q["features"]["relevance"] >= floor else 0.0 for q in rows]
-        return rates(ps, [q["answerable"] for q in rows], threshold)
+    def merit(name: str) -> tuple[float, float]:
+        # Most unanswerable questions refused while false refusals stay near the budget.
+        return (cv[name]["refusal_accuracy"] - 2 * max(0.0, cv[name]["false_refusal_rate"] - max_false_refusals),
+                -len(FEATURE_SETS[name]))
 
-    relevance_rule = {t: rates([q["features"]["relevance"] for q in held], [q["answerable"] for q in held], t)
-                      for t in (0.45,)}
+    chosen = max(cv, key=merit)
+    weights = fit(train, FEATURE_SETS[chosen], max_false_refusals)
+    relevance_rule = rates([q["features"]["relevance"] for q in held], [q["answerable"] for q in held], 0.45)
     seconds = sorted(q["seconds"] for q in questions)
-    return {"intercept": round(weights.intercept, 5), "coef": {k: round(v, 5) for k, v in weights.coef.items()},
-            "threshold": round(threshold, 5), "floor": round(floor, 4),
-            "measured": {"calibration": score(train), "heldout": score(held),
-                         "heldout_relevance_rule_0.45": relevance_rule[0.45],
+    return {"features": chosen, "intercept": round(weights.intercept, 5),
+            "coef": {k: round(v, 5) for k, v in weights.coef.items()},
+            "threshold": round(weights.threshold, 5), "floor": round(weights.floor, 4),
+            "measured": {"cross_validation": cv, "calibration": score(weights, train),
+                         "heldout": score(weights, held),
+                         "heldout_by_set": {name: score(fit(train, names, max_false_refusals), held)
+                                            for name, names in FEATURE_SETS.items()},
+                         "heldout_relevance_rule_0.45": relevance_rule,
                          "judge_seconds_p50": round(seconds[len(seconds) // 2], 2),
                          "judge_seconds_p95": round(seconds[int(len(seconds) * 0.95)], 2)}}
 
@@ -187,7 +250,7 @@ def main() -> int:
     data = compute_features(args.features, args.refresh)
     result = {"note": f"Fitted by evals/calibrate_judge.py on {date.today()} on calibration data only; "
                       "'measured' gives the held-out figures.",
-              "judge": fit_judge(data["questions"], args.max_false_refusals),
+              "judge": fit_judge(with_quote_evidence(data["questions"]), args.max_false_refusals),
               "support": fit_support(data["pairs"])}
     args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=1))

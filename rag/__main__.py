@@ -1,4 +1,4 @@
-"""`python -m rag`: ask, chat, ingest and eval commands."""
+"""`python -m rag COMMAND`: the command tree of ``rag.cli`` (ingest, ask, chat, eval, serve)."""
 
 import sys
 

@@ -11,6 +11,9 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 # Paragraphs first, then lines, then sentence ends, then words: the splitter falls back in order.
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
+# Bump whenever a change here (separators, offsets, ids, metadata) would make new chunks differ
+# from stored ones: the index name includes it, so an old index is reported stale, never mixed.
+CHUNK_RECIPE = 1
 # [CLS] and [SEP] take two of the model's max_seq_length positions.
 SPECIAL_TOKENS = 2
 

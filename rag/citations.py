@@ -13,7 +13,7 @@ import numpy as np
 from rag.answer.prompt import SYSTEM
 from rag.embeddings import Embedder
 from rag.local_model import LocalModel
-from rag.text import MARKER, content_words, markers_in, sentences, strip_markers
+from rag.text import MARKER, content_words, coverage, entities, markers_in, sentences, strip_markers, tokens_lower
 from rag.types import Citation, Passage, Sentence
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,6 @@ MIN_CLAIM_WORDS = 4
 INSTRUCTION_WORDS = frozenset(content_words(SYSTEM))
 PROMPT_TERMS = frozenset(content_words("passages passage instructions instruction"))
 ECHO_SHARE = 0.75
-ENTITY = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-zà-ÿ]+|\d[\d,.]*)\b")
 
 
 @dataclass(frozen=True)
@@ -107,11 +106,9 @@ class SupportChecker:
         sims = vectors @ claim_vector
         best = int(np.argmax(sims))
         quote = units[best]
-        words = content_words(claim)
-        passage_words = set(content_words(passage_text))
-        coverage = sum(w in passage_words for w in words) / len(words) if words else 0.0
-        score = SEMANTIC_WEIGHT * max(float(sims[best]), 0.0) + (1 - SEMANTIC_WEIGHT) * coverage
-        missing = _entities(claim) - _entities_lower(passage_text)
+        covered = coverage(content_words(claim), passage_text)
+        score = SEMANTIC_WEIGHT * max(float(sims[best]), 0.0) + (1 - SEMANTIC_WEIGHT) * covered
+        missing = entities(claim) - tokens_lower(passage_text)
         score *= MISSING_ENTITY_FACTOR ** len(missing)
         if len(quote) > 400 or quote not in passage_text:
             quote = _single_sentence(units, vectors, claim_vector)
@@ -248,12 +245,3 @@ def _single_sentence(units: list[str], vectors: np.ndarray, claim_vector: np.nda
     singles = [i for i, u in enumerate(units) if i < (len(units) + 1) // 2]
     best = max(singles, key=lambda i: float(vectors[i] @ claim_vector))
     return units[best]
-
-
-def _entities(text: str) -> set[str]:
-    """Names and numbers in a claim (capitalised words not opening the sentence, digits)."""
-    return {m.lower().rstrip(".,") for m in ENTITY.findall(strip_markers(text))}
-
-
-def _entities_lower(text: str) -> set[str]:
-    return {w.lower().rstrip(".,") for w in re.findall(r"\b\w[\w,.]*\b", text)}

@@ -1,12 +1,20 @@
-"""Command line: `ingest.py` (sync, add, remove, list) and `python -m rag` (ask, chat, ingest, eval)."""
+"""The command line: one tree (ingest, ask, chat, eval, serve) behind `python -m rag`, `ingest.py` and `app.py`.
+
+Every flag is declared once in ``FLAGS``; a command lists the flags it takes. Commands parse,
+call the library, print, and turn a ``FootnoteError`` into one ``error:`` line and exit status 1.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from rag.config import Settings, build_settings
@@ -14,27 +22,80 @@ from rag.errors import FootnoteError, InputError
 
 logger = logging.getLogger(__name__)
 
-
-def _common_flags() -> argparse.ArgumentParser:
-    """Flags every command takes; SUPPRESS keeps a subcommand from resetting the main parser's."""
-    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    common.add_argument("--corpus", dest="corpus_dir", metavar="DIR", help="corpus folder (FOOTNOTE_CORPUS_DIR)")
-    common.add_argument("--data-dir", dest="data_dir", metavar="DIR", help="index folder (FOOTNOTE_DATA_DIR)")
-    common.add_argument("--chroma-url", dest="chroma_url", metavar="URL", help="Chroma server http://HOST:PORT")
-    common.add_argument("--embedding-model", dest="embedding_model", metavar="NAME", help="sentence-transformers model or path")
-    common.add_argument("--max-file-mb", dest="max_file_mb", type=float, metavar="MB", help="largest file ingested")
-    common.add_argument("-v", "--verbose", action="count", help="more log output (-vv for debug)")
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or tables")
-    common.add_argument("--json", action="store_true", help="print one JSON object")
-    return common
+EVAL_OUT = Path("evals/out")
 
 
-def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
-    fields = ("corpus_dir", "data_dir", "chroma_url", "embedding_model", "max_file_mb")
-    overrides = {f: getattr(args, f) for f in fields if getattr(args, f, None) is not None}
-    overrides.update({k: v for k, v in extra.items() if v is not None})
+def _backend_choices() -> list[str]:
+    from rag.answer import backend_names
+
+    return ["auto", *backend_names()]
+
+
+Flag = tuple[tuple[str, ...], str | None, str, dict[str, Any]]
+
+
+def _flags() -> dict[str, Flag]:
+    """Every flag once: name -> (options, the settings key it overrides, help, argparse keywords).
+
+    Built on use, so the backend choices include backends registered after import.
+    """
+    on_off, backends = argparse.BooleanOptionalAction, _backend_choices()
+    rows: list[Flag] = [
+        (("--corpus",), "corpus_dir", "corpus folder (FOOTNOTE_CORPUS_DIR)", {"metavar": "DIR"}),
+        (("--data-dir",), "data_dir", "index folder (FOOTNOTE_DATA_DIR)", {"metavar": "DIR"}),
+        (("--chroma-url",), "chroma_url", "Chroma server http://HOST:PORT", {"metavar": "URL"}),
+        (("--embedding-model",), "embedding_model", "sentence-transformers model or path", {"metavar": "NAME"}),
+        (("--max-file-mb",), "max_file_mb", "largest file ingested", {"type": float, "metavar": "MB"}),
+        (("--k",), "retrieval.top_k", "passages retrieved per question (FOOTNOTE_RETRIEVAL__TOP_K)",
+         {"type": int, "metavar": "N"}),
+        (("--backend",), "answer.backend", f"answer backend: {', '.join(backends)} (FOOTNOTE_ANSWER__BACKEND)",
+         {"choices": backends, "metavar": "NAME"}),
+        (("--model",), "answer.model", "LLM model name (FOOTNOTE_ANSWER__MODEL)", {}),
+        (("--base-url",), "answer.base_url", "LLM server URL (FOOTNOTE_ANSWER__BASE_URL)", {}),
+        (("--hybrid",), "retrieval.hybrid", "fuse keyword and dense search (default on)", {"action": on_off}),
+        (("--mmr",), "retrieval.mmr", "diversify passages with maximal marginal relevance", {"action": on_off}),
+        (("--host",), "ui.host", "interface to listen on (FOOTNOTE_UI__HOST, default 127.0.0.1)", {}),
+        (("--port",), "ui.port", "port (FOOTNOTE_UI__PORT, default 7860)", {"type": int}),
+        (("--auth",), "ui.auth", "require this login (FOOTNOTE_UI__AUTH)", {"metavar": "USER:PASS"}),
+        (("-v", "--verbose"), None, "more log output (-vv for debug)", {"action": "count"}),
+        (("-q", "--quiet"), None, "no progress bars or tables", {"action": "store_true"}),
+        (("--json",), None, "print one JSON object", {"action": "store_true"}),
+    ]
+    return {row[0][-1].lstrip("-").replace("-", "_"): row for row in rows}
+
+
+INDEX_FLAGS = ("corpus", "data_dir", "chroma_url", "embedding_model", "max_file_mb")
+ANSWER_FLAGS = ("k", "backend", "model", "base_url", "hybrid", "mmr")
+OUTPUT_FLAGS = ("verbose", "quiet", "json")
+
+
+def add_flags(parser: argparse.ArgumentParser, names: Sequence[str], *, suppress: bool = False) -> None:
+    """Add the named flags to ``parser``; ``suppress`` leaves unset flags out of the namespace
+    (so a subcommand repeating a flag does not reset the value given before it)."""
+    flags = _flags()
+    for name in names:
+        options, _, help_text, kwargs = flags[name]
+        extra: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
+        parser.add_argument(*options, dest=name, help=help_text, **kwargs, **extra)
+
+
+def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
+    """Settings from the environment and .env, with the flags given on the command line applied."""
+    changes = {key: getattr(args, name, None) for name, (_, key, _, _) in _flags().items() if key}
+    changes = {k: v for k, v in {**changes, **extra}.items() if v is not None}
     settings = build_settings()
-    return settings.with_updates(**overrides) if overrides else settings
+    return settings.with_updates(**changes) if changes else settings
+
+
+def prepare_process() -> None:
+    """Process-wide setup for the entry points: no network for models, no telemetry, quiet libraries.
+
+    Set before the libraries are imported, since they read these once; a user's own value wins.
+    """
+    for name, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"),
+                        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TOKENIZERS_PARALLELISM", "false"),
+                        ("GRADIO_ANALYTICS_ENABLED", "False")):
+        os.environ.setdefault(name, value)
 
 
 def setup_logging(settings: Settings, verbose: int = 0) -> None:
@@ -51,216 +112,97 @@ def setup_logging(settings: Settings, verbose: int = 0) -> None:
     logging.getLogger("pypdf").setLevel(logging.WARNING if verbose else logging.ERROR)
 
 
+def _start(args: argparse.Namespace, **extra: Any) -> Settings:
+    settings = settings_from(args, **extra)
+    setup_logging(settings, getattr(args, "verbose", 0) or 0)
+    return settings
+
+
 # ---------------------------------------------------------------------------- ingest
-def ingest_parser() -> argparse.ArgumentParser:
-    """The parser of `python ingest.py`."""
-    common = _common_flags()
-    parser = argparse.ArgumentParser(
-        prog="ingest.py", parents=[common],
-        description="Index the corpus into Chroma. With no command, sync the index with the corpus.",
-    )
+def _define_ingest(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Index the corpus into Chroma. With no command, sync the index with the corpus."
+    add_flags(parser, (*INDEX_FLAGS, *OUTPUT_FLAGS), suppress=True)
     parser.add_argument("--rebuild", action="store_true", default=False,
                         help="drop the index and build it again (after changing model or chunking)")
-    sub = parser.add_subparsers(dest="command", metavar="{sync,add,remove,list}")
-    sub.add_parser("sync", parents=[common], help="add new, re-index changed, drop removed files (default)")
-    add = sub.add_parser("add", parents=[common], help="copy files or fetch URLs into the corpus and index them")
-    add.add_argument("items", nargs="+", metavar="PATH_OR_URL")
-    add.add_argument("--allow-private-urls", dest="allow_private_urls", action="store_true", default=None,
-                     help="let URLs reach loopback and private networks (FOOTNOTE_ALLOW_PRIVATE_URLS)")
-    remove = sub.add_parser("remove", parents=[common], help="remove documents from the index and the corpus")
-    remove.add_argument("sources", nargs="+", metavar="SOURCE")
-    sub.add_parser("list", parents=[common], help="show what is indexed")
-    return parser
+    sub = parser.add_subparsers(dest="action", metavar="{sync,add,remove,list}")
+    actions = {"sync": "add new, re-index changed, drop removed files (default)",
+               "add": "copy files or fetch URLs into the corpus and index them",
+               "remove": "remove documents from the index and the corpus", "list": "show what is indexed"}
+    for name, help_text in actions.items():
+        action = sub.add_parser(name, help=help_text)
+        add_flags(action, (*INDEX_FLAGS, *OUTPUT_FLAGS), suppress=True)
+        if name == "add":
+            action.add_argument("items", nargs="+", metavar="PATH_OR_URL")
+            action.add_argument("--allow-private-urls", dest="allow_private_urls", action="store_true",
+                                default=None,
+                                help="let URLs reach loopback and private networks (FOOTNOTE_ALLOW_PRIVATE_URLS)")
+        elif name == "remove":
+            action.add_argument("sources", nargs="+", metavar="SOURCE")
 
 
-def ingest_main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `python ingest.py`; returns the exit status."""
-    args = ingest_parser().parse_args(argv)
-    quiet = getattr(args, "quiet", False)
-    as_json = getattr(args, "json", False)
-    try:
-        settings = _settings(args, allow_private_urls=getattr(args, "allow_private_urls", None))
-        setup_logging(settings, getattr(args, "verbose", 0) or 0)
-        from rag.indexer import Indexer
+def _ingest(args: argparse.Namespace) -> int:
+    from rag import console
+    from rag.indexer import Indexer
 
-        if args.command == "list":
-            listing = Indexer(settings)
-            entries, failures = listing.documents(), listing.failures()
-            if as_json:
-                failed = [{"source": s, "title": "", "type": "", "chunks": 0, "added": "", "updated": "",
-                           "authors": "", "url": "", "error": reason} for s, reason in failures.items()]
-                print(json.dumps([_entry_dict(e) for e in entries] + failed, ensure_ascii=False))
-            else:
-                _print_documents(entries, failures)
-            return 0
-        with _progress(enabled=not quiet and sys.stderr.isatty()) as progress:
-            indexer = Indexer(settings, progress=progress)
-            if args.command == "add":
-                report = indexer.add(args.items)
-            elif args.command == "remove":
-                report = indexer.remove(args.sources)
-            else:
-                report = indexer.sync(rebuild=args.rebuild)
-    except FootnoteError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    quiet, as_json = getattr(args, "quiet", False), getattr(args, "json", False)
+    settings = _start(args, allow_private_urls=getattr(args, "allow_private_urls", None))
+    if args.action == "list":
+        listing = Indexer(settings)
+        entries, failures = listing.documents(), listing.failures()
+        if as_json:
+            print(json.dumps(console.document_dicts(entries, failures), ensure_ascii=False))
+        else:
+            console.print_documents(entries, failures)
+        return 0
+    progress = console.IngestProgress() if not quiet and sys.stderr.isatty() else None
+    with progress or contextlib.nullcontext():
+        indexer = Indexer(settings, progress=progress)
+        if args.action == "add":
+            report = indexer.add(args.items)
+        elif args.action == "remove":
+            report = indexer.remove(args.sources)
+        else:
+            report = indexer.sync(rebuild=args.rebuild)
     for _, message in report.failed:
         print(f"error: {message}", file=sys.stderr)
     if as_json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
     elif not quiet:
-        _print_report(report)
+        console.print_ingest_report(report)
     return 1 if report.failed else 0
 
 
-def _entry_dict(entry: Any) -> dict[str, Any]:
-    return {"source": entry.source, "title": entry.title, "type": entry.type, "chunks": entry.chunks,
-            "added": entry.added, "updated": entry.updated, "authors": entry.authors, "url": entry.url}
-
-
-def _print_documents(entries: list[Any], failures: dict[str, str]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{len(entries)} documents indexed")
-    for column in ("source", "title", "type", "chunks", "added"):
-        table.add_column(column, justify="right" if column == "chunks" else "left", overflow="fold")
-    for e in entries:
-        table.add_row(e.source, e.title, e.type, str(e.chunks), e.added[:19].replace("T", " "))
-    Console(markup=False, highlight=False).print(table)
-    if failures:
-        failed = Table(title=f"{len(failures)} files not indexed (fix them, or `ingest.py remove SOURCE`)")
-        failed.add_column("source", overflow="fold")
-        failed.add_column("reason", overflow="fold")
-        for source, reason in failures.items():
-            failed.add_row(source, reason)
-        Console(markup=False, highlight=False).print(failed)
-
-
-def _print_report(report: Any) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    data = report.to_dict()
-    table = Table(title="Ingest summary")
-    table.add_column("")
-    table.add_column("count", justify="right")
-    for key in ("added", "updated", "unchanged", "removed"):
-        table.add_row(key, str(data[key]))
-    table.add_row("failed", str(len(data["failed"])))
-    table.add_row("chunks embedded", str(data["chunks_embedded"]))
-    table.add_row("chunks reused", str(data["chunks_reused"]))
-    table.add_row("chunks in index", str(data["chunks_total"]))
-    table.add_row("seconds", f"{data['seconds']:.2f}")
-    Console(stderr=True, markup=False, highlight=False).print(table)
-
-
-class _RichProgress:
-    """Progress bars for files and embedding, drawn on stderr."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TimeElapsedColumn(), console=Console(stderr=True), transient=True)
-        self.file_task = self.bars.add_task("files", total=0)
-        self.embed_task = self.bars.add_task("embedding", total=0)
-
-    def files(self, total: int) -> None:
-        self.bars.update(self.file_task, total=total)
-
-    def file_done(self, source: str) -> None:
-        self.bars.advance(self.file_task)
-
-    def chunks(self, total: int) -> None:
-        task = self.bars.tasks[self.embed_task]
-        self.bars.update(self.embed_task, total=(task.total or 0) + total)
-
-    def embedded(self, n: int) -> None:
-        self.bars.advance(self.embed_task, n)
-
-
-class _progress:
-    """Context manager yielding a rich progress display, or none."""
-
-    def __init__(self, *, enabled: bool) -> None:
-        self.display = _RichProgress() if enabled else None
-
-    def __enter__(self) -> Any:
-        if self.display is None:
-            return None
-        self.display.bars.start()
-        return self.display
-
-    def __exit__(self, *exc: object) -> None:
-        if self.display is not None:
-            self.display.bars.stop()
-
-
 # ---------------------------------------------------------------------------- ask / chat
-def _answer_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--k", type=int, default=None, help="passages to retrieve (FOOTNOTE_RETRIEVAL__TOP_K)")
-    parser.add_argument("--backend", default=None, metavar="NAME",
-                        help="answer backend: extractive, openai or ollama (FOOTNOTE_ANSWER__BACKEND)")
-    parser.add_argument("--model", default=None, help="LLM model name (FOOTNOTE_ANSWER__MODEL)")
-    parser.add_argument("--base-url", default=None, help="LLM server URL (FOOTNOTE_ANSWER__BASE_URL)")
-    parser.add_argument("--source", action="append", default=None, metavar="S",
-                        help="only search this source (repeatable)")
-    parser.add_argument("--hybrid", action=argparse.BooleanOptionalAction, default=None,
-                        help="fuse keyword and dense search (default on)")
-    parser.add_argument("--mmr", action=argparse.BooleanOptionalAction, default=None,
-                        help="diversify passages with maximal marginal relevance")
+def _define_ask(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Answer one question with citations."
+    parser.add_argument("question")
+    _define_chat(parser)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `python -m rag`; returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "ingest":
-        return ingest_main(argv[1:])
-    if argv and argv[0] == "eval":
-        from rag.eval.__main__ import main as eval_main
-
-        return eval_main(argv[1:])
-    common = _common_flags()
-    parser = argparse.ArgumentParser(prog="python -m rag", description="Ask questions about your documents.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{ask,chat,ingest,eval}")
-    ask_parser = sub.add_parser("ask", parents=[common], help="answer one question with citations")
-    ask_parser.add_argument("question")
-    _answer_flags(ask_parser)
-    chat_parser = sub.add_parser("chat", parents=[common], help="interactive multi-turn chat")
-    _answer_flags(chat_parser)
-    sub.add_parser("ingest", help="same as python ingest.py")
-    sub.add_parser("eval", help="same as python -m rag.eval")
-    args = parser.parse_args(argv)
-    try:
-        settings = _settings(args, **{"answer.model": args.model, "answer.base_url": args.base_url})
-        setup_logging(settings, getattr(args, "verbose", 0) or 0)
-        options = {"k": args.k, "backend": args.backend, "sources": args.source,
-                   "hybrid": args.hybrid, "mmr": args.mmr}
-        if args.command == "ask":
-            return _ask_once(args.question, settings, options, as_json=getattr(args, "json", False))
-        return _chat(settings, options)
-    except FootnoteError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+def _define_chat(parser: argparse.ArgumentParser) -> None:
+    parser.description = parser.description or "Chat about your documents, several turns, streamed."
+    add_flags(parser, (*INDEX_FLAGS, *ANSWER_FLAGS, *OUTPUT_FLAGS))
+    parser.add_argument("--source", action="append", metavar="S", help="only search this source (repeatable)")
 
 
-def _ask_once(question: str, settings: Settings, options: dict[str, Any], *, as_json: bool) -> int:
+def _ask(args: argparse.Namespace) -> int:
+    from rag import console
     from rag.pipeline import ask
 
-    answer = ask(question, settings=settings, **options)
-    if as_json:
+    answer = ask(args.question, settings=_start(args), sources=args.source)
+    if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1))
     else:
-        _print_answer(answer)
+        console.print_answer(answer)
     return 0
 
 
-def _chat(settings: Settings, options: dict[str, Any]) -> int:
+def _chat(args: argparse.Namespace) -> int:
+    from rag import console
     from rag.pipeline import stream
     from rag.types import Answer
 
+    settings = _start(args)
     history: list[tuple[str, str]] = []
     print("Footnote chat. Ask about your documents; an empty line or Ctrl-D quits.", file=sys.stderr)
     while True:
@@ -271,10 +213,9 @@ def _chat(settings: Settings, options: dict[str, Any]) -> int:
             return 0
         if not question:
             return 0
-        shown = 0
-        final = None
+        shown, final = 0, None
         try:
-            for piece in stream(question, history, settings=settings, **options):
+            for piece in stream(question, history, settings=settings, sources=args.source):
                 if isinstance(piece, Answer):
                     final = piece
                 else:
@@ -286,25 +227,123 @@ def _chat(settings: Settings, options: dict[str, Any]) -> int:
             continue
         print()
         if final is not None:
-            _print_sources(final)
+            console.print_sources(final)
             history.append((question, final.text))
 
 
-def _print_answer(answer: Any) -> None:
-    print(answer.text)
-    _print_sources(answer)
+# ---------------------------------------------------------------------------- eval
+def _define_eval(parser: argparse.ArgumentParser) -> None:
+    from rag.eval.configs import PRESETS
+    from rag.eval.datasets import FORMATS
+
+    parser.description = "Evaluate retrieval, answers, citations and refusals on a question set."
+    parser.epilog = (f"Configurations for --compare: presets {', '.join(PRESETS)} and key=value pairs (k, "
+                     "hybrid, mmr, backend, model, base_url, ... or a dotted settings key), joined by commas: "
+                     "--compare dense hybrid,k=3 backend=openai.")
+    parser.add_argument("dataset", type=Path, metavar="DATASET",
+                        help="JSON Lines, LlamaIndex rag_dataset.json, SQuAD JSON or CSV file")
+    parser.add_argument("--format", dest="kind", choices=FORMATS, help="dataset format (detected when omitted)")
+    parser.add_argument("--corpus", dest="eval_corpus", type=Path, metavar="DIR",
+                        help="index these documents into their own evaluation index (default: the dataset's "
+                             "own documents for SQuAD, else the configured index)")
+    add_flags(parser, ("data_dir", *ANSWER_FLAGS, *OUTPUT_FLAGS))
+    parser.add_argument("--split", metavar="NAME", help="only this split of the dataset (calibration, "
+                        "heldout); rows without a split belong to every split")
+    parser.add_argument("--limit", type=int, metavar="N", help="only the first N questions")
+    parser.add_argument("--compare", nargs="+", default=[], metavar="CONFIG",
+                        help="run these configurations side by side")
+    parser.add_argument("--out", type=Path, metavar="DIR", help=f"report folder (default {EVAL_OUT}/<timestamp>)")
+    parser.add_argument("--judge-url", metavar="URL", help="OpenAI-compatible server of an LLM judge")
+    parser.add_argument("--judge-model", metavar="M", help="model name of the LLM judge")
+    parser.add_argument("--gate", type=Path, metavar="FILE",
+                        help="thresholds JSON; exit 1 if a metric falls outside them")
 
 
-def _print_sources(answer: Any) -> None:
-    unsupported = [s.text for s in answer.sentences if s.supported is False]
-    for text in unsupported:
-        print(f"  ! not supported by its source: {text}")
-    if answer.refused:
-        for p in answer.closest:
-            print(f"  closest: {p.title} ({p.source}) score {p.score:.2f}")
-        return
-    for c in answer.citations:
-        page = f", p. {c.passage.page}" if c.passage.page else ""
-        mark = "" if c.supported else "  [unsupported]"
-        print(f"  [{c.marker}] {c.passage.title} ({c.passage.source}{page}){mark}")
-        print(f"      \u201c{c.quote}\u201d")
+def _eval(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        print("error: --limit must be at least 1.", file=sys.stderr)
+        return 2
+    from rag import console
+    from rag.eval.datasets import load_dataset
+    from rag.eval.judge import make_judge
+    from rag.eval.report import gate_failures, load_thresholds, write_report
+    from rag.eval.runner import compare
+
+    base = _start(args)
+    thresholds = load_thresholds(args.gate) if args.gate else None
+    dataset = load_dataset(args.dataset, kind=args.kind)
+    items = dataset.select(args.split) if args.split else dataset.items
+    items = items[: args.limit] if args.limit else items
+    judge = make_judge(base, url=args.judge_url, model=args.judge_model)
+    show = not args.quiet and sys.stderr.isatty()
+    reports = compare(items, base, args.compare, corpus=args.eval_corpus, documents=dataset.documents,
+                      judge=judge, bar=lambda label: console.QuestionBar(label, enabled=show))
+    out = args.out or EVAL_OUT / datetime.now().strftime("%Y%m%d-%H%M%S")
+    paths = write_report(reports, out, dataset=str(args.dataset), split=args.split or "")
+    title = f"{dataset.name}{f' ({args.split} split)' if args.split else ''}: {len(items)} questions"
+    console.print_eval(reports, paths, title=title, as_json=args.json, quiet=args.quiet)
+    if thresholds is None:
+        return 0
+    failures = [line for report in reports for line in gate_failures(report, thresholds)]
+    console.print_gate(failures, args.gate, quiet=args.quiet)
+    return 1 if failures else 0
+
+
+# ---------------------------------------------------------------------------- serve
+def _define_serve(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Sync the index with the corpus, then serve the web app on loopback (or --host)."
+    add_flags(parser, ("host", "port", "auth", *INDEX_FLAGS, "verbose"))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _start(args)
+    from rag.ui import serve
+
+    serve(settings)
+    return 0
+
+
+Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+COMMANDS: dict[str, Command] = {
+    "ingest": ("index the corpus: sync (default), add, remove, list", _define_ingest, _ingest),
+    "ask": ("answer one question with citations", _define_ask, _ask),
+    "chat": ("interactive multi-turn chat", _define_chat, _chat),
+    "eval": ("evaluate on a question set, write reports, gate CI", _define_eval, _eval),
+    "serve": ("serve the web app", _define_serve, _serve),
+}
+
+
+def parser(command: str | None = None, *, prog: str | None = None) -> argparse.ArgumentParser:
+    """The whole tree (`python -m rag COMMAND`), or one command's parser on its own under ``prog``."""
+    if command is not None:
+        help_text, define, _ = COMMANDS[command]
+        one = argparse.ArgumentParser(prog=prog or f"python -m rag {command}", description=help_text)
+        define(one)
+        return one
+    tree = argparse.ArgumentParser(prog=prog or "python -m rag", description="Ask questions about your documents.")
+    sub = tree.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
+    for name, (help_text, define, _) in COMMANDS.items():
+        define(sub.add_parser(name, help=help_text, description=help_text))
+    return tree
+
+
+def main(argv: Sequence[str] | None = None, *, command: str | None = None, prog: str | None = None) -> int:
+    """Run a command line; returns the exit status (argparse exits 2 on a usage error).
+
+    Args:
+        argv: the arguments (default ``sys.argv[1:]``).
+        command: run this command's parser alone (the shims: `ingest.py`, `app.py`, `python -m rag.eval`).
+        prog: the program name shown in usage lines.
+    """
+    prepare_process()
+    args = parser(command, prog=prog).parse_args(sys.argv[1:] if argv is None else list(argv))
+    try:
+        return COMMANDS[command or args.command][2](args)
+    except FootnoteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def ingest_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python ingest.py`; returns the exit status."""
+    return main(argv, command="ingest", prog="ingest.py")

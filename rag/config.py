@@ -58,6 +58,10 @@ class AnswerSettings(Section):
     support_threshold: float = Field(
         0.50, description="Combined similarity at which an answer sentence counts as supported "
         "by its cited passage (calibrated by evals/calibrate.py).")
+    fallback: bool = Field(
+        True, description="When the judge finds the question answerable but an LLM writer declines "
+        "or writes nothing citable, show the passages' own best sentences (extractive) instead of "
+        "refusing; the answer says so.")
 
 
 class LimitsSettings(Section):
@@ -71,6 +75,10 @@ class LimitsSettings(Section):
         200_000, ge=1000, description="Most characters kept from one PDF page (longer text is cut).")
     max_question_chars: int = Field(
         2000, ge=10, description="Longest question accepted by the CLI, the app and the API.")
+    max_image_pixels: int = Field(
+        50_000_000, ge=10_000, description="Most pixels in an image read with OCR (a .png/.jpg file, or a "
+        "scanned PDF page as rendered for OCR, which is scaled down to fit).")
+    ocr_seconds_per_page: float = Field(120.0, gt=0, description="Longest tesseract may spend on one page.")
 
 
 class LocalModelSettings(Section):

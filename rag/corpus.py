@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import shutil
 import unicodedata
@@ -137,9 +138,12 @@ def copy_in(path: Path, corpus_dir: Path, *, name: str | None = None, max_bytes:
     corpus_dir.mkdir(parents=True, exist_ok=True)
     target = _unused(corpus_dir / filename, file_hash(path))
     if not target.exists():
-        tmp = target.with_name(f".{target.name}.part")
-        shutil.copyfile(path, tmp)
-        tmp.replace(target)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+        try:
+            shutil.copyfile(path, tmp)
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)
     return target
 
 
@@ -182,9 +186,12 @@ def fetch_url(url: str, corpus_dir: Path, *, timeout: float, max_bytes: int, all
     front = {"title": title or url, "url": url, "fetched": fetched}
     content = "---\n" + yaml.safe_dump(front, allow_unicode=True, sort_keys=False) + "---\n" + text.strip() + "\n"
     target = folder / f"{slug}.md"
-    tmp = target.with_name(f".{target.name}.part")
-    tmp.write_text(content, encoding="utf-8")
-    tmp.replace(target)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        tmp.write_text(content, encoding="utf-8")
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
     return target
 
 

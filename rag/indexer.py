@@ -6,23 +6,24 @@ import functools
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
 
 import numpy as np
 from langchain_core.documents import Document
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from rag import corpus
+from rag import corpus, journal
 from rag.chunking import make_splitter, split
 from rag.config import Settings
 from rag.embeddings import Embedder, get_embedder
 from rag.errors import EmptyDocumentError, IngestError, UnsupportedFileError
+from rag.ingest_report import IngestReport, NoProgress, Progress
 from rag.limits import LoadLimits
 from rag.loaders import brief, is_supported, load
-from rag.manifest import Entry, Manifest, forget_failures, ingest_lock
+from rag.manifest import Entry, Manifest, ingest_lock
+from rag.reconcile import reconcile
 from rag.store import Store, collection_name
 
 logger = logging.getLogger(__name__)
@@ -30,57 +31,6 @@ logger = logging.getLogger(__name__)
 # Files are committed (embedded, written, recorded) in groups of about this many chunks, so
 # embedding batches stay full across small files and a crash loses at most one group's work.
 COMMIT_CHUNKS = 256
-
-
-class Progress(Protocol):
-    """What an ingest reports while it runs (the CLI draws bars from it)."""
-
-    def files(self, total: int) -> None: ...
-    def file_done(self, source: str) -> None: ...
-    def chunks(self, total: int) -> None: ...
-    def embedded(self, n: int) -> None: ...
-
-
-class NoProgress:
-    """A ``Progress`` that shows nothing."""
-
-    def files(self, total: int) -> None: ...
-    def file_done(self, source: str) -> None: ...
-    def chunks(self, total: int) -> None: ...
-    def embedded(self, n: int) -> None: ...
-
-
-@dataclass
-class IngestReport:
-    """What an ingest did; ``to_dict`` is the ``--json`` output."""
-
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    chunks_embedded: int = 0
-    chunks_reused: int = 0
-    chunks_total: int = 0
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON summary of ``python ingest.py --json``."""
-        return {
-            "added": len(self.added), "updated": len(self.updated),
-            "unchanged": len(self.unchanged), "removed": len(self.removed),
-            "failed": [{"source": s, "error": e} for s, e in self.failed],
-            "chunks_embedded": self.chunks_embedded, "chunks_reused": self.chunks_reused,
-            "chunks_total": self.chunks_total, "seconds": round(self.seconds, 3),
-        }
-
-    def merge(self, other: IngestReport) -> None:
-        """Fold another report's counts into this one."""
-        for name in ("added", "updated", "unchanged", "removed", "failed"):
-            getattr(self, name).extend(getattr(other, name))
-        self.chunks_embedded += other.chunks_embedded
-        self.chunks_reused += other.chunks_reused
-        self.chunks_total = other.chunks_total or self.chunks_total
 
 
 @dataclass
@@ -116,7 +66,9 @@ class Indexer:
     def splitter(self) -> RecursiveCharacterTextSplitter:
         """The chunker, measuring in the embedding model's tokens."""
         return make_splitter(
-            self.embedder.tokenizer, chunk_tokens=self.settings.chunking.chunk_tokens,
+            # Its own tokenizer: the embedder's is reconfigured by every call (padding, truncation),
+            # and sharing it made concurrent uploads fail ("Unable to create tensor").
+            self.embedder.private_tokenizer(), chunk_tokens=self.settings.chunking.chunk_tokens,
             overlap_tokens=self.settings.chunking.overlap_tokens,
             max_seq_length=self.embedder.max_seq_length,
         )
@@ -130,61 +82,76 @@ class Indexer:
         """Bring the index in line with the corpus (or with just the files in ``only``).
 
         New files are added, changed files re-indexed (reusing vectors of unchanged passages),
-        unchanged files skipped, and, on a full sync, files gone from the corpus removed.
+        unchanged files skipped, and, on a full sync, files gone from the corpus removed. Whatever
+        an interrupted run left half-done is repaired first (``rag.reconcile``).
         """
         started = time.perf_counter()
-        report = IngestReport()
         with ingest_lock(self.settings.data_dir, timeout=self.settings.lock_timeout):
-            store = Store(self.settings, create=True, rebuild=rebuild)
-            # On rebuild the old manifest is not even read: it may be the unreadable one that
-            # told the user to rebuild.
-            manifest = (Manifest(self.manifest_path, store.name) if rebuild
-                        else Manifest.load(self.manifest_path, collection=store.name))
-            corpus_dir = self.settings.corpus_dir
-            files = corpus.scan(corpus_dir) if only is None else only
-            self.progress.files(len(files))
-            seen: set[str] = set()
-            pending: list[_Pending] = []
-            for path in files:
-                try:
-                    source = corpus.source_of(path, corpus_dir)
-                except ValueError:
-                    report.failed.append((str(path), f"{path}: is not inside the corpus folder {corpus_dir}."))
-                    continue
-                seen.add(source)
-                try:
-                    item = self._prepare(path, source, manifest)
-                    if item is None:
-                        report.unchanged.append(source)
-                        manifest.failed.pop(source, None)
-                    else:
-                        pending.append(item)
-                        self.progress.chunks(len(item.chunks))
-                except IngestError as exc:
-                    # Reported through report.failed (the CLI prints it once); a WARNING here
-                    # would show every failure twice.
-                    logger.info("not indexed: %s", exc)
-                    report.failed.append((source, str(exc)))
-                    if corpus.storable(source):
-                        manifest.failed[source] = str(exc)
-                self.progress.file_done(source)
-                if sum(len(p.chunks) for p in pending) >= COMMIT_CHUNKS:
-                    self._commit(pending, store, manifest, report)
-                    pending = []
-            self._commit(pending, store, manifest, report)
-            if only is None:
-                for source in sorted(set(manifest.entries) - seen):
-                    self._drop(source, store, manifest)
-                    report.removed.append(source)
-                for source in set(manifest.failed) - seen:
-                    del manifest.failed[source]
-            manifest.save()
-            if report.removed or rebuild:  # _commit marks its own writes
-                store.mark_changed()
-            store.refresh_keywords()
-            report.chunks_total = store.count()
+            report = self._sync(only=only, rebuild=rebuild)
         report.seconds = time.perf_counter() - started
         logger.info("ingest: %s", report.to_dict())
+        return report
+
+    def _open(self, *, rebuild: bool = False) -> tuple[Store, Manifest, set[str]]:
+        """Open the store and manifest under the lock, clean leftovers, repair interrupted writes."""
+        store = Store(self.settings, create=True, rebuild=rebuild)
+        journal.remove_leftovers(self.settings.data_dir, self.settings.corpus_dir)
+        store.keywords.remove_leftovers()
+        if rebuild:
+            journal.finish(self.settings.data_dir)
+            # The old manifest is not even read: it may be the unreadable one that said to rebuild.
+            return store, Manifest(self.manifest_path, store.name), set()
+        manifest = Manifest.load(self.manifest_path, collection=store.name)
+        return store, manifest, reconcile(store, manifest, self.settings.corpus_dir)
+
+    def _sync(self, *, only: list[Path] | None, rebuild: bool) -> IngestReport:
+        report = IngestReport()
+        store, manifest, suspect = self._open(rebuild=rebuild)
+        corpus_dir = self.settings.corpus_dir
+        files = corpus.scan(corpus_dir) if only is None else list(only)
+        if only is not None:  # documents repaired by reconcile are re-indexed even in a partial sync
+            files += [corpus_dir / s for s in sorted(suspect) if (corpus_dir / s).is_file()
+                      and corpus_dir / s not in files]
+        self.progress.files(len(files))
+        seen: set[str] = set()
+        pending: list[_Pending] = []
+        for path in files:
+            try:
+                source = corpus.source_of(path, corpus_dir)
+            except ValueError:
+                report.failed.append((str(path), f"{path}: is not inside the corpus folder {corpus_dir}."))
+                continue
+            seen.add(source)
+            try:
+                item = self._prepare(path, source, manifest)
+                if item is None:
+                    report.unchanged.append(source)
+                    manifest.failed.pop(source, None)
+                else:
+                    pending.append(item)
+                    self.progress.chunks(len(item.chunks))
+            except IngestError as exc:
+                # Reported through report.failed (the CLI prints it once); a WARNING here
+                # would show every failure twice.
+                logger.info("not indexed: %s", exc)
+                report.failed.append((source, str(exc)))
+                if corpus.storable(source):
+                    manifest.failed[source] = str(exc)
+            self.progress.file_done(source)
+            if sum(len(p.chunks) for p in pending) >= COMMIT_CHUNKS:
+                self._commit(pending, store, manifest, report)
+                pending = []
+        self._commit(pending, store, manifest, report)
+        if only is None:
+            gone = sorted(set(manifest.entries) - seen)
+            self._drop(gone, store, manifest)
+            report.removed.extend(gone)
+            for source in set(manifest.failed) - seen:
+                del manifest.failed[source]
+        manifest.save()
+        journal.finish(self.settings.data_dir)
+        store.refresh_keywords()
+        report.chunks_total = store.count()
         return report
 
     def add(self, items: list[str], *, paths: bool = True) -> IngestReport:
@@ -194,40 +161,49 @@ class Indexer:
         is ever read. A file that cannot be indexed is taken out of the corpus again (unless
         identical bytes were already there), so it does not fail again on every sync.
         """
+        started = time.perf_counter()
         report = IngestReport()
         corpus_dir = self.settings.corpus_dir
-        before = set(corpus.scan(corpus_dir)) if corpus_dir.is_dir() else set()
-        landed: list[Path] = []
-        for item in items:
-            try:
-                if item.lower().startswith(("http://", "https://")):
-                    landed.append(corpus.fetch_url(
-                        item, corpus_dir, timeout=self.settings.fetch_timeout, max_bytes=self.max_bytes,
-                        allow_private=self.settings.allow_private_urls,
-                        allowed_networks=self.settings.allowed_url_networks))
-                elif not paths:
-                    raise IngestError(f"{item}: only http(s) web addresses can be added here; "
-                                      "upload files with the file box.")
-                else:
-                    path = Path(item)
-                    if not path.is_file():
-                        raise IngestError(f"{item}: no such file.")
-                    landed.append(corpus.copy_in(path, corpus_dir, max_bytes=self.max_bytes))
-            except IngestError as exc:
-                logger.info("not added: %s", exc)
-                report.failed.append((item, str(exc)))
-            except OSError as exc:  # a name too long, a copy that failed half-way
-                name = item if len(item) <= 100 else item[:99] + "…"
-                report.failed.append((item, f"{name}: cannot read file ({exc.strerror or brief(exc)})."))
-        report.merge(self.sync(only=landed))
-        fresh = {corpus.source_of(p, corpus_dir): p for p in landed if p not in before}
-        taken_out = [source for source, _ in report.failed if source in fresh]
-        for source in taken_out:
-            fresh[source].unlink(missing_ok=True)
-        if taken_out:
-            forget_failures(self.manifest_path, taken_out, collection=collection_name(self.settings),
-                            lock_timeout=self.settings.lock_timeout)
+        # Copies happen under the lock too, so a half-copied file is always a dead writer's leftover.
+        with ingest_lock(self.settings.data_dir, timeout=self.settings.lock_timeout):
+            before = set(corpus.scan(corpus_dir)) if corpus_dir.is_dir() else set()
+            landed: list[Path] = []
+            for item in items:
+                try:
+                    landed.append(self._land(item, paths=paths))
+                except IngestError as exc:
+                    logger.info("not added: %s", exc)
+                    report.failed.append((item, str(exc)))
+                except OSError as exc:  # a name too long, a copy that failed half-way, a full disk
+                    name = item if len(item) <= 100 else item[:99] + "…"
+                    reason = "the disk is full" if journal.is_disk_full(exc) else (exc.strerror or brief(exc))
+                    report.failed.append((item, f"{name}: cannot copy the file into the corpus ({reason})."))
+            report.merge(self._sync(only=landed, rebuild=False))
+            fresh = {corpus.source_of(p, corpus_dir): p for p in landed if p not in before}
+            taken_out = [source for source, _ in report.failed if source in fresh]
+            for source in taken_out:
+                fresh[source].unlink(missing_ok=True)
+            if taken_out:
+                manifest = Manifest.load(self.manifest_path, collection=collection_name(self.settings))
+                if any(manifest.failed.pop(source, None) is not None for source in taken_out):
+                    manifest.save()
+        report.seconds = time.perf_counter() - started
         return report
+
+    def _land(self, item: str, *, paths: bool) -> Path:
+        corpus_dir = self.settings.corpus_dir
+        if item.lower().startswith(("http://", "https://")):
+            return corpus.fetch_url(
+                item, corpus_dir, timeout=self.settings.fetch_timeout, max_bytes=self.max_bytes,
+                allow_private=self.settings.allow_private_urls,
+                allowed_networks=self.settings.allowed_url_networks)
+        if not paths:
+            raise IngestError(f"{item}: only http(s) web addresses can be added here; "
+                              "upload files with the file box.")
+        path = Path(item)
+        if not path.is_file():
+            raise IngestError(f"{item}: no such file.")
+        return corpus.copy_in(path, corpus_dir, max_bytes=self.max_bytes)
 
     def remove(self, sources: list[str]) -> IngestReport:
         """Delete documents from the index and their files from the corpus.
@@ -237,25 +213,26 @@ class Indexer:
         started = time.perf_counter()
         report = IngestReport()
         with ingest_lock(self.settings.data_dir, timeout=self.settings.lock_timeout):
-            store = Store(self.settings, create=True)
-            manifest = Manifest.load(self.manifest_path, collection=store.name)
+            store, manifest, _ = self._open()
+            chosen: list[str] = []
             for name in sources:
                 source = self._resolve(name, manifest)
                 if source is None:
                     report.failed.append((name, f"{name}: not in the index; `python ingest.py list` shows what is."))
-                    continue
+                elif source not in chosen:
+                    chosen.append(source)
+            journal.begin(self.settings.data_dir, "remove", chosen)
+            for source in chosen:
                 try:
                     corpus.delete(source, self.settings.corpus_dir)
                 except IngestError as exc:
-                    report.failed.append((name, str(exc)))
+                    report.failed.append((source, str(exc)))
                     continue
-                self._drop(source, store, manifest)
+                self._drop([source], store, manifest)
                 manifest.failed.pop(source, None)
                 report.removed.append(source)
             manifest.save()
-            if report.removed:
-                store.mark_changed()
-                store.refresh_keywords()
+            journal.finish(self.settings.data_dir)
             report.chunks_total = store.count()
         report.seconds = time.perf_counter() - started
         return report
@@ -306,6 +283,7 @@ class Indexer:
         """Embed what is new, write new chunks, then delete stale ones, then record in the manifest."""
         if not pending:
             return
+        journal.begin(self.settings.data_dir, "write", [p.source for p in pending])
         # Chunks already stored for these sources (a previous version, or a crashed run's):
         # their vectors are reused for unchanged text, and whatever is not rewritten is stale.
         old_chunks = {p.source: store.chunks_of(p.source, with_vectors=True) for p in pending}
@@ -338,15 +316,18 @@ class Indexer:
             )
             manifest.failed.pop(item.source, None)
             (report.updated if item.previous else report.added).append(item.source)
-        # Before the manifest records the work: a crash after this point must not leave other
-        # processes' keyword indexes believing nothing changed.
-        store.mark_changed()
         manifest.save()
+        journal.finish(self.settings.data_dir)
 
-    @staticmethod
-    def _drop(source: str, store: Store, manifest: Manifest) -> None:
-        store.delete([c.id for c in store.chunks_of(source)])
-        manifest.entries.pop(source, None)
+    def _drop(self, sources: list[str], store: Store, manifest: Manifest) -> None:
+        """Journal, then delete the chunks of ``sources``, then forget them (the caller saves)."""
+        if not sources:
+            return
+        journal.begin(self.settings.data_dir, "remove", sources)
+        held = store.ids_of(sources)
+        store.delete([i for s in sources for i in held.get(s, ())])
+        for source in sources:
+            manifest.entries.pop(source, None)
 
     def _resolve(self, name: str, manifest: Manifest) -> str | None:
         if name in manifest.entries or name in manifest.failed:

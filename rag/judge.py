@@ -1,13 +1,16 @@
 """Answerability: one calibrated decision, for every backend, on whether the passages answer a question.
 
-Four pieces of evidence are combined by a logistic model fitted on the calibration half of
-``evals/paraphrase.jsonl`` (``evals/calibrate_judge.py`` writes ``rag/calibration.json``):
+The evidence, combined by a logistic model fitted on calibration data only
+(``evals/calibrate_judge.py`` picks the feature set by cross-validation and writes
+``rag/calibration.json``):
 
-- ``relevance``: today's cosine-and-coverage score of the best passage (``retrieval.relevance``);
-- ``cosine``: the best passage's cosine to the question;
+- ``relevance`` and ``cosine``: retrieval's score of the best passage (``retrieval.relevance``);
 - ``yes``: the local model's P(yes) to "do the passages contain the answer?", as a logit;
-- ``quote``: the share of the words the model quotes as the answer that are verbatim in a passage
-  (a model answering from its own knowledge quotes words the passages do not hold).
+- the model's quote of the words that answer, checked against the passages: ``quote`` (share of
+  its words found as one run in a passage), and its kind: ``verbatim`` (mostly found),
+  ``invented`` (words the passages do not hold: the small model answering from its own
+  knowledge, e.g. a year the passages never give), ``silent`` (it replied NONE); a quote that
+  only restates the question is none of these.
 
 Questions below a cheap relevance floor are refused without asking the model.
 """
@@ -38,13 +41,15 @@ from rag.types import Passage
 logger = logging.getLogger(__name__)
 
 CALIBRATION = Path(__file__).with_name("calibration.json")
-FEATURES = ("relevance", "cosine", "yes", "quote")
+FEATURES = ("relevance", "cosine", "yes", "quote", "verbatim", "invented", "silent")
 # The judge reads the top passages only: prompt reading is the cost on a CPU (about 170 tokens/s
 # on two cores), and the answer that follows reuses this prefix of its own prompt.
 JUDGE_PASSAGES = 3
 QUOTE_TOKENS = 32
-# A quote shorter than this many words counts as that share of one ("China" answers nothing).
-QUOTE_MIN_WORDS = 4
+# A quote this share of whose words run verbatim in a passage is the passages' own words.
+VERBATIM_SHARE = 0.5
+# A quote of at least this many words, nearly all taken from the question, only restates it.
+ECHO_MIN_WORDS = 3
 NONE_REPLY = re.compile(r"^\W*none\b", re.IGNORECASE)
 
 
@@ -57,9 +62,14 @@ class Weights:
     threshold: float
     floor: float
 
+    @property
+    def asks_yes(self) -> bool:
+        """Whether the fitted model uses the yes/no verdict (else that model call is skipped)."""
+        return bool(self.coef.get("yes"))
+
     def probability(self, features: dict[str, float]) -> float:
         """P(answerable) for one question's features."""
-        z = self.intercept + sum(self.coef.get(name, 0.0) * features[name] for name in FEATURES)
+        z = self.intercept + sum(weight * features[name] for name, weight in self.coef.items())
         return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
 
 
@@ -116,7 +126,19 @@ def quote_support(quote: str, passages: Sequence[Passage]) -> float:
         text = [w.lower() for w in WORD.findall(p.text)]
         matcher = difflib.SequenceMatcher(None, words, text, autojunk=False)
         best = max(best, matcher.find_longest_match(0, len(words), 0, len(text)).size)
-    return best / max(len(words), QUOTE_MIN_WORDS)
+    return best / len(words)
+
+
+def quote_evidence(quote: str, question: str, passages: Sequence[Passage]) -> dict[str, float]:
+    """The quote's features: its share found in a passage, and its kind as 0/1 flags."""
+    share = quote_support(quote, passages)
+    words = [w.lower() for w in WORD.findall(quote)]
+    silent = not words or bool(NONE_REPLY.match(quote))
+    asked = {w.lower() for w in WORD.findall(question)}
+    echo = len(words) >= ECHO_MIN_WORDS and sum(w not in asked for w in words) <= len(words) // 4
+    verbatim = not silent and share >= VERBATIM_SHARE
+    invented = not silent and not verbatim and not echo
+    return {"quote": share, "verbatim": float(verbatim), "invented": float(invented), "silent": float(silent)}
 
 
 class AnswerabilityJudge:
@@ -126,14 +148,17 @@ class AnswerabilityJudge:
         self.model = model
         self.weights = weights
 
-    def features(self, question: str, found: Retrieval) -> tuple[dict[str, float], str]:
-        """The model-based evidence plus retrieval's, and the quote the model gave."""
+    def features(self, question: str, found: Retrieval, *, ask_yes: bool = True) -> tuple[dict[str, float], str]:
+        """The model-based evidence plus retrieval's, and the quote the model gave.
+
+        ``ask_yes=False`` skips the yes/no call (its feature is then 0) when the weights ignore it.
+        """
         passages = found.passages[:JUDGE_PASSAGES]
-        yes = self.model.judge(task_messages(question, passages, TASK_JUDGE)).yes
+        yes = self.model.judge(task_messages(question, passages, TASK_JUDGE)).yes if ask_yes else 0.5
         quote = self.model.complete(task_messages(question, passages, TASK_QUOTE),
                                     max_tokens=QUOTE_TOKENS, stop=["\n"]).strip()
         return {"relevance": found.relevance, "cosine": found.best_similarity, "yes": logit(yes),
-                "quote": quote_support(quote, passages)}, quote
+                **quote_evidence(quote, question, passages)}, quote
 
     def decide(self, question: str, found: Retrieval) -> Verdict:
         """Answer or refuse; plainly off-topic questions never reach the model."""
@@ -141,12 +166,14 @@ class AnswerabilityJudge:
         if not found.passages or found.relevance < self.weights.floor:
             return Verdict(False, 0.0, "nothing in the documents is close to this question",
                            {"relevance": found.relevance, "cosine": found.best_similarity})
-        feats, quote = self.features(question, found)
+        feats, quote = self.features(question, found, ask_yes=self.weights.asks_yes)
         probability = self.weights.probability(feats)
         answerable = probability >= self.weights.threshold
         if answerable:
             reason = "the passages answer this question"
-        elif feats["quote"] < 0.5:
+        elif feats["invented"]:
+            reason = "the model's answer uses words the passages do not contain"
+        elif not feats["verbatim"]:
             reason = "the model found no words in the passages that answer it"
         else:
             reason = "the passages touch on the topic but do not answer the question"

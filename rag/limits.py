@@ -1,4 +1,5 @@
-"""Bounds on what one file may cost to read: file size, archive expansion, PDF pages and page text."""
+"""Bounds on what one file may cost to read: file size, archive expansion, PDF pages, page text and
+image pixels."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ class LoadLimits:
     max_archive_entries: int = LimitsSettings.model_fields["max_archive_entries"].default
     max_pdf_pages: int = LimitsSettings.model_fields["max_pdf_pages"].default
     max_page_chars: int = LimitsSettings.model_fields["max_page_chars"].default
+    max_image_pixels: int = LimitsSettings.model_fields["max_image_pixels"].default
+    ocr_seconds_per_page: float = LimitsSettings.model_fields["ocr_seconds_per_page"].default
 
     @classmethod
     def from_settings(cls, limits: LimitsSettings) -> LoadLimits:
@@ -36,6 +39,8 @@ class LoadLimits:
             max_archive_entries=limits.max_archive_entries,
             max_pdf_pages=limits.max_pdf_pages,
             max_page_chars=limits.max_page_chars,
+            max_image_pixels=limits.max_image_pixels,
+            ocr_seconds_per_page=limits.ocr_seconds_per_page,
         )
 
 

@@ -1,4 +1,8 @@
-"""Files -> LangChain Documents with source, title, authors, page and content-hash metadata."""
+"""Files -> LangChain Documents with source, title, authors, page and content-hash metadata.
+
+Scanned PDF pages and images are read with OCR (``rag.ocr``); tables become Markdown tables
+(``rag.tables``), each a block of its own so the chunker keeps it whole.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +19,15 @@ from typing import Any
 import yaml
 from langchain_core.documents import Document
 
+from rag import ocr, tables
 from rag.errors import EmptyDocumentError, IngestError, UnsupportedFileError
 from rag.limits import LoadLimits, check_archive, check_pages, cut_page, over_limit
 
 logger = logging.getLogger(__name__)
 
 TEXT_TYPES = {".txt": "txt", ".md": "md", ".markdown": "md"}
-SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".pdf", ".html", ".htm", ".docx")
+IMAGE_TYPES = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg"}
+SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".pdf", ".html", ".htm", ".docx", *IMAGE_TYPES)
 FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*\n", re.DOTALL)
 # Share of control characters above which a ".txt" is taken to be binary.
 BINARY_CONTROL_SHARE = 0.05
@@ -30,7 +36,10 @@ BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 # What a file of each type is called in messages.
 KINDS = {".txt": "text file", ".md": "Markdown file", ".markdown": "Markdown file", ".pdf": "PDF",
-         ".html": "web page", ".htm": "web page", ".docx": "Word file"}
+         ".html": "web page", ".htm": "web page", ".docx": "Word file",
+         ".png": "image", ".jpg": "image", ".jpeg": "image"}
+# The type a document read with OCR shows in the documents list ("pdf (OCR)", "png (OCR)").
+OCR_MARK = " (OCR)"
 
 
 def is_supported(path: Path) -> bool:
@@ -229,14 +238,22 @@ def _read_pdf(data: bytes, source: str, limits: LoadLimits) -> tuple[list[tuple[
     if reader.is_encrypted and not reader.decrypt(""):
         raise IngestError(f"{source}: PDF is password-protected; save an unprotected copy and add that.")
     check_pages(len(reader.pages), source, limits)
-    pages = [(i + 1, cut_page(page.extract_text() or "", i + 1, source, limits))
-             for i, page in enumerate(reader.pages)]
+    texts = [page.extract_text() or "" for page in reader.pages]
+    texts = tables.with_pdf_tables(data, texts, source)
+    blank = [i for i, text in enumerate(texts) if not text.strip()]
+    scanned = (ocr.read_pdf_pages(data, blank, source=source, max_pixels=limits.max_image_pixels,
+                                  timeout=limits.ocr_seconds_per_page) if blank else {})
+    texts = [scanned.get(i, text) for i, text in enumerate(texts)]
+    pages = [(i + 1, cut_page(text, i + 1, source, limits)) for i, text in enumerate(texts)]
     info: Any = reader.metadata or {}
     if not any(text.strip() for _, text in pages):
         raise EmptyDocumentError(
             f"{source}: PDF has no text layer (a scan?); run OCR on it first, e.g. ocrmypdf."
+            if not scanned else f"{source}: OCR found no text on its scanned pages."
         )
-    meta: dict[str, Any] = {"type": "pdf", "pages": len(pages)}
+    meta: dict[str, Any] = {"type": "pdf" + (OCR_MARK if scanned else ""), "pages": len(pages)}
+    if scanned:
+        meta["ocr_pages"] = [i + 1 for i in sorted(scanned)]
     title = getattr(info, "title", None) or (info.get("/Title") if hasattr(info, "get") else None)
     author = getattr(info, "author", None) or (info.get("/Author") if hasattr(info, "get") else None)
     if title:
@@ -244,6 +261,19 @@ def _read_pdf(data: bytes, source: str, limits: LoadLimits) -> tuple[list[tuple[
     if author:
         meta["authors"] = str(author)
     return list(pages), meta
+
+
+def _read_image(data: bytes, source: str, limits: LoadLimits) -> tuple[list[tuple[int | None, str]], dict[str, Any]]:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        ocr.check_pixels(image.width, image.height, source=source, max_pixels=limits.max_image_pixels)
+        image.load()
+        text = ocr.read_text(image.convert("L"), source=source, timeout=limits.ocr_seconds_per_page)
+    if not text.strip():
+        raise EmptyDocumentError(f"{source}: OCR found no text in the image.")
+    suffix = Path(source).suffix.lower()
+    return [(None, text)], {"type": IMAGE_TYPES.get(suffix, "image") + OCR_MARK}
 
 
 def html_to_text(html: str) -> tuple[str, str]:
@@ -275,7 +305,7 @@ def html_to_text(html: str) -> tuple[str, str]:
 
 def _read_html(data: bytes, source: str, limits: LoadLimits) -> tuple[list[tuple[int | None, str]], dict[str, Any]]:
     text, title = html_to_text(decode_text(data, source))
-    return [(None, text)], {"title": title, "type": "html"}
+    return [(None, tables.normalise_markdown_tables(text))], {"title": title, "type": "html"}
 
 
 def _read_docx(data: bytes, source: str, limits: LoadLimits) -> tuple[list[tuple[int | None, str]], dict[str, Any]]:
@@ -283,10 +313,14 @@ def _read_docx(data: bytes, source: str, limits: LoadLimits) -> tuple[list[tuple
 
     check_archive(data, source, limits, kind="Word file")
     document = docx.Document(io.BytesIO(data))
-    paragraphs = [p.text for p in document.paragraphs if p.text.strip()]
-    for table in document.tables:
-        for row in table.rows:
-            paragraphs.append(" | ".join(cell.text.strip() for cell in row.cells))
+    # Paragraphs and tables in document order, each table one Markdown block.
+    paragraphs: list[str] = []
+    for block in document.iter_inner_content():
+        if isinstance(block, docx.table.Table):
+            paragraphs.append(tables.to_markdown([[cell.text for cell in row.cells] for row in block.rows]))
+        elif block.text.strip():
+            paragraphs.append(block.text)
+    paragraphs = [p for p in paragraphs if p.strip()]
     props = document.core_properties
     return [(None, "\n\n".join(paragraphs))], {
         "title": props.title or "", "authors": props.author or "", "type": "docx",
@@ -311,4 +345,5 @@ Reader = Callable[[bytes, str, LoadLimits], tuple[list[tuple[int | None, str]], 
 READERS: dict[str, Reader] = {
     ".txt": _read_text, ".md": _read_text, ".markdown": _read_text,
     ".pdf": _read_pdf, ".html": _read_html, ".htm": _read_html, ".docx": _read_docx,
+    **{suffix: _read_image for suffix in IMAGE_TYPES},
 }

@@ -110,6 +110,22 @@ def ingest_lock(data_dir: Path, *, timeout: float) -> Iterator[None]:
         lock.release()
 
 
+def ingest_lock_held(data_dir: Path) -> bool:
+    """Whether some process (this one included) is ingesting into ``data_dir`` right now."""
+    path = data_dir / "ingest.lock"
+    if not path.exists():
+        return False
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    except OSError:
+        return False
+    lock.release()
+    return False
+
+
 def forget_failures(path: Path, sources: list[str], *, collection: str, lock_timeout: float) -> None:
     """Drop the failure records of ``sources`` (files taken out of the corpus again)."""
     with ingest_lock(path.parent, timeout=lock_timeout):

@@ -8,19 +8,21 @@ import time
 from collections.abc import Iterator, Sequence
 
 from rag.answer import get_backend
+from rag.answer.prompt import LOCAL_REFUSAL
 from rag.citations import check
 from rag.config import Settings, get_settings
 from rag.embeddings import Embedder, get_embedder
 from rag.errors import IndexNotFoundError, InputError
 from rag.indexer import Indexer, IngestReport, Progress
 from rag.judge import describe, get_judge, support_checker
+from rag.manifest import Entry
 from rag.retrieval import Retrieval, retrieve
 from rag.store import Store
-from rag.types import Answer, Passage
+from rag.text import REFUSAL, strip_markers
+from rag.types import Answer
 
 logger = logging.getLogger(__name__)
 
-REFUSAL = "The documents do not cover this question. The closest material is listed below."
 History = Sequence[tuple[str, str]]
 
 
@@ -28,7 +30,28 @@ def ingest(settings: Settings | None = None, *, rebuild: bool = False,
            progress: Progress | None = None) -> IngestReport:
     """Sync the index with ``settings.corpus_dir``."""
     settings = settings or get_settings()
-    return Indexer(settings, progress=progress, embedder=_embedder(settings)).sync(rebuild=rebuild)
+    return Indexer(settings, progress=progress, embedder=embedder_for(settings)).sync(rebuild=rebuild)
+
+
+def add(items: Sequence[str], *, settings: Settings, paths: bool = True,
+        progress: Progress | None = None) -> IngestReport:
+    """Copy files (or fetch http(s) URLs) into the corpus and index them (``Indexer.add``)."""
+    return Indexer(settings, progress=progress, embedder=embedder_for(settings)).add(list(items), paths=paths)
+
+
+def remove(sources: Sequence[str], *, settings: Settings) -> IngestReport:
+    """Delete documents from the index and their files from the corpus (``Indexer.remove``)."""
+    return Indexer(settings).remove(list(sources))
+
+
+def documents(settings: Settings) -> list[Entry]:
+    """What is indexed, by source, as the manifest records it."""
+    return Indexer(settings).documents()
+
+
+def failures(settings: Settings) -> dict[str, str]:
+    """Corpus files that could not be indexed, by source, with the reason."""
+    return Indexer(settings).failures()
 
 
 def check_question(question: str, *, settings: Settings) -> str:
@@ -52,11 +75,11 @@ def check_question(question: str, *, settings: Settings) -> str:
 
 def ask(question: str, history: History | None = None, *, settings: Settings | None = None,
         k: int | None = None, backend: str | None = None, sources: Sequence[str] | None = None,
-        hybrid: bool | None = None, mmr: bool | None = None) -> Answer:
+        hybrid: bool | None = None, mmr: bool | None = None, retrieval: Retrieval | None = None) -> Answer:
     """Answer ``question`` from the corpus with checked citations (keywords override settings)."""
     answer = None
     for piece in stream(question, history, settings=settings, k=k, backend=backend, sources=sources,
-                        hybrid=hybrid, mmr=mmr):
+                        hybrid=hybrid, mmr=mmr, retrieval=retrieval):
         if isinstance(piece, Answer):
             answer = piece
     assert answer is not None
@@ -65,8 +88,12 @@ def ask(question: str, history: History | None = None, *, settings: Settings | N
 
 def stream(question: str, history: History | None = None, *, settings: Settings | None = None,
            k: int | None = None, backend: str | None = None, sources: Sequence[str] | None = None,
-           hybrid: bool | None = None, mmr: bool | None = None) -> Iterator[str | Answer]:
+           hybrid: bool | None = None, mmr: bool | None = None,
+           retrieval: Retrieval | None = None) -> Iterator[str | Answer]:
     """Yield the answer text as it grows (whole text so far), then the final, checked ``Answer``.
+
+    ``retrieval``, when given, is used instead of retrieving (the evaluation scores the same
+    passages the answer was written from).
 
     Raises:
         InputError: the question is empty or too long (see ``check_question``).
@@ -75,12 +102,13 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
     question = check_question(question, settings=settings)
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    embedder = _embedder(settings)
+    embedder = embedder_for(settings)
     writer = get_backend(settings, embedder=embedder, name=backend)
     standalone = writer.rewrite(question, list(history or []))
     timings["prepare_s"] = time.perf_counter() - started
     mark = time.perf_counter()
-    found = retrieve_passages(standalone, settings=settings, k=k, sources=sources, hybrid=hybrid, mmr=mmr)
+    found = retrieval if retrieval is not None else retrieve_passages(
+        standalone, settings=settings, k=k, sources=sources, hybrid=hybrid, mmr=mmr)
     timings["retrieve_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
     verdict = get_judge(settings).decide(standalone, found)
@@ -105,15 +133,31 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
                     threshold=settings.answer.support_threshold)
     timings["check_s"] = time.perf_counter() - mark
     timings["total_s"] = time.perf_counter() - started
+    if not checked.citations and settings.answer.fallback and writer.name != "extractive":
+        # The judge found the question answerable; a writer that declines or cites nothing should
+        # not turn that into a refusal: show the passages' own best sentences instead, and say so.
+        quotes = "".join(get_backend(settings, embedder=embedder, name="extractive").generate(
+            standalone, found.passages))
+        quoted = check(quotes, found.passages, checker=support_checker(settings, embedder),
+                       threshold=settings.answer.support_threshold)
+        if quoted.citations:
+            timings["total_s"] = time.perf_counter() - started
+            yield Answer(question=question, text=quoted.text, citations=quoted.citations,
+                         sentences=quoted.sentences, backend="extractive", standalone_question=standalone,
+                         timings=timings, judgement=describe(verdict),
+                         fallback=(f"the {writer.name} backend " + ("declined" if _declined(checked.text) else
+                                   "wrote nothing that could be tied to a passage")
+                                   + "; these are the passages' own sentences"))
+            return
     if not checked.citations:
-        # Nothing the writer said could be tied to a passage: show it as a refusal with the
-        # closest material, keeping the writer's own words only if it said something.
-        text = checked.text if checked.text and not _is_refusal(checked.text) else REFUSAL
-        reason = (f"the {writer.name} backend found no answer in the passages" if text == REFUSAL
-                  else "nothing the answer says could be tied to a passage")
-        yield Answer(question=question, text=text, refused=True, closest=tuple(found.passages[:3]),
-                     sentences=checked.sentences if text != REFUSAL else (), backend=writer.name,
-                     standalone_question=standalone, timings=timings, refusal_reason=reason,
+        # Nothing the writer said could be tied to a passage: a refusal with the closest material,
+        # in the writer's own words when it said something other than the refusal it was taught.
+        declined = _declined(checked.text)
+        yield Answer(question=question, text=REFUSAL if declined else checked.text, refused=True,
+                     closest=tuple(found.passages[:3]), sentences=() if declined else checked.sentences,
+                     backend=writer.name, standalone_question=standalone, timings=timings,
+                     refusal_reason=(f"the {writer.name} backend found no answer in the passages" if declined
+                                     else "nothing the answer says could be tied to a passage"),
                      judgement=describe(verdict))
         return
     yield Answer(question=question, text=checked.text, citations=checked.citations,
@@ -121,10 +165,13 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
                  timings=timings)
 
 
-def _is_refusal(text: str) -> bool:
-    lowered = text.lower()
-    return any(p in lowered for p in ("do not answer this question", "don't know", "do not know",
-                                      "not mentioned in the", "cannot answer"))
+def _declined(text: str) -> bool:
+    """Whether a writer said nothing, or only the refusal sentence its prompt asks for."""
+    return not text or _normal(strip_markers(text)) == _normal(LOCAL_REFUSAL)
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.lower().replace("’", "'").strip(" .\"'").split())
 
 
 def retrieve_passages(question: str, *, settings: Settings, k: int | None = None,
@@ -133,16 +180,17 @@ def retrieve_passages(question: str, *, settings: Settings, k: int | None = None
     """Ranked passages for ``question`` from the index these settings name."""
     try:
         store = _store(settings)
-        return retrieve(question, settings=settings, store=store, embedder=_embedder(settings), k=k,
+        return retrieve(question, settings=settings, store=store, embedder=embedder_for(settings), k=k,
                         sources=sources, hybrid=hybrid, mmr=mmr)
     except IndexNotFoundError:
         _cached_store.cache_clear()  # the collection may have been rebuilt since it was opened
         store = _store(settings)
-        return retrieve(question, settings=settings, store=store, embedder=_embedder(settings), k=k,
+        return retrieve(question, settings=settings, store=store, embedder=embedder_for(settings), k=k,
                         sources=sources, hybrid=hybrid, mmr=mmr)
 
 
-def _embedder(settings: Settings) -> Embedder:
+def embedder_for(settings: Settings) -> Embedder:
+    """The embedder these settings name (model and backend), loaded once per process."""
     return get_embedder(settings.embedding_model, settings.embedding_batch_size,
                         backend=settings.embedding_backend, cache_dir=settings.data_dir / "models")
 
@@ -156,9 +204,3 @@ def _store(settings: Settings) -> Store:
     """One open Store per index per process (opening a Chroma client is not free)."""
     return _cached_store(str(settings.data_dir.resolve()), settings.chroma_url,
                          settings.index_fingerprint(), settings.model_dump_json())
-
-
-
-def closest_passages(answer: Answer) -> list[Passage]:
-    """The passages to show for an answer: its citations' passages, or the closest material."""
-    return [c.passage for c in answer.citations] or list(answer.closest)

@@ -47,6 +47,9 @@ CLICK_JS = """
     document.querySelectorAll(".fn-source.fn-active").forEach((c) => c.classList.remove("fn-active"));
     card.classList.add("fn-active");
     card.scrollIntoView({ behavior: "smooth", block: "nearest" });
+    // The page view (rag/ui/pages.py) reads the card id and renders its page on the server.
+    const go = document.getElementById("fn-page-go");
+    if (go) { window.__footnotePage = id; go.click(); }
   }, true);
 })();
 </script>
@@ -137,6 +140,8 @@ def render_answer(answer: Answer, turn: int) -> str:
     pieces.append(_link_markers(_text(text[position:]), turn, cited))
     body = "".join(pieces)
     notes = []
+    if answer.fallback:
+        notes.append(f'<p class="fn-note fn-fallback">Quoted instead: {esc(answer.fallback)}.</p>')
     if unsupported:
         noun = "sentence is" if unsupported == 1 else "sentences are"
         notes.append(f'<p class="fn-note fn-note-warn">{unsupported} {noun} not supported by a '

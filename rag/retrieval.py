@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -13,7 +12,7 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.store import Store, StoredChunk
-from rag.text import content_words
+from rag.text import content_words, coverage, mentions, specifics
 from rag.types import Passage
 
 logger = logging.getLogger(__name__)
@@ -25,28 +24,6 @@ logger = logging.getLogger(__name__)
 # alone; their specifics are what is missing. Weights and threshold: evals/calibrate.py.
 COSINE_WEIGHT = 0.5
 MISSING_SPECIFIC_FACTOR = 0.5
-# Names (runs of capitalised words, "Bank of England") and numbers.
-SPECIFIC = re.compile(r"\b[A-Z][\w'’-]*(?:\s+(?:of\s+(?:the\s+)?)?[A-Z][\w'’-]*)*|\b\d[\d,.]*\d\b|\b\d\b")
-
-
-def specifics(question: str) -> list[str]:
-    """Names and numbers a question asks about (its opening word is not a name)."""
-    words = question.strip().split(maxsplit=1)
-    body = (words[0].lower() + " " + words[1]) if len(words) == 2 else question.lower()
-    return SPECIFIC.findall(body)
-
-
-def mentions(text: str, specific: str) -> bool:
-    """Whether ``text`` names ``specific``: verbatim, word by word, or by its acronym (GLF)."""
-    lowered = text.lower()
-    name = re.sub(r"['’]s$", "", specific).lower()
-    if name in lowered:
-        return True
-    words = [w for w in re.findall(r"[\w-]+", name) if w not in {"of", "the"}]
-    found = set(re.findall(r"[\w-]+", lowered))
-    if len(words) > 1 and "".join(w[0] for w in words) in found:
-        return True
-    return bool(words) and all(w in found for w in words)
 
 
 @dataclass(frozen=True)
@@ -69,8 +46,7 @@ def relevance(question: str, passages: Sequence[Passage]) -> float:
     asked = set(content_words(question))
     best = 0.0
     for p in passages:
-        coverage = len(asked & set(content_words(p.text))) / len(asked) if asked else 0.0
-        best = max(best, COSINE_WEIGHT * max(p.score, 0.0) + (1 - COSINE_WEIGHT) * coverage)
+        best = max(best, COSINE_WEIGHT * max(p.score, 0.0) + (1 - COSINE_WEIGHT) * coverage(asked, p.text))
     found = " ".join(p.text for p in passages)
     missing = [w for w in specifics(question) if not mentions(found, w)]
     return best * MISSING_SPECIFIC_FACTOR ** len(missing)

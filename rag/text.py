@@ -1,9 +1,17 @@
-"""Small text utilities shared by retrieval, citation checking and the extractive backend."""
+"""Text ideas with one home: sentences, citation markers, content words, names and numbers, refusals.
+
+Retrieval, the citation check, the backends and the evaluation all read text through these
+helpers, so a change here (a new abbreviation, a marker form such as ``[1; 2]``) reaches them all.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
+
+# What Footnote answers when it refuses; the closest passages are shown after it.
+REFUSAL = "The documents do not cover this question. The closest material is listed below."
 
 MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
 # A sentence ends at . ! or ? (plus closing quotes/brackets and any citation markers) before space.
@@ -114,4 +122,49 @@ def _fold(word: str) -> str:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
     return word
+
+
+def coverage(words: Collection[str], text: str) -> float:
+    """Share of ``words`` (content words of a question or claim, repeats counted) that ``text`` holds."""
+    if not words:
+        return 0.0
+    have = set(content_words(text))
+    return sum(w in have for w in words) / len(words)
+
+
+# -- Names and numbers --------------------------------------------------------------------------
+# In a question: runs of capitalised words ("Bank of England") and numbers.
+SPECIFIC = re.compile(r"\b[A-Z][\w'’-]*(?:\s+(?:of\s+(?:the\s+)?)?[A-Z][\w'’-]*)*|\b\d[\d,.]*\d\b|\b\d\b")
+# In a claim: single capitalised words not opening a sentence, and numbers.
+ENTITY = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-zà-ÿ]+|\d[\d,.]*)\b")
+
+
+def specifics(question: str) -> list[str]:
+    """Names and numbers a question asks about (its opening word is not a name)."""
+    words = question.strip().split(maxsplit=1)
+    body = (words[0].lower() + " " + words[1]) if len(words) == 2 else question.lower()
+    return SPECIFIC.findall(body)
+
+
+def mentions(text: str, specific: str) -> bool:
+    """Whether ``text`` names ``specific``: verbatim, word by word, or by its acronym (GLF)."""
+    lowered = text.lower()
+    name = re.sub(r"['’]s$", "", specific).lower()
+    if name in lowered:
+        return True
+    words = [w for w in re.findall(r"[\w-]+", name) if w not in {"of", "the"}]
+    found = set(re.findall(r"[\w-]+", lowered))
+    if len(words) > 1 and "".join(w[0] for w in words) in found:
+        return True
+    return bool(words) and all(w in found for w in words)
+
+
+def entities(claim: str) -> set[str]:
+    """Names and numbers in a claim (capitalised words not opening the sentence, digits), lower-cased."""
+    return {m.lower().rstrip(".,") for m in ENTITY.findall(strip_markers(claim))}
+
+
+def tokens_lower(text: str) -> set[str]:
+    """Every word and number of ``text``, lower-cased: what ``entities`` of a claim are looked up in."""
+    return {w.lower().rstrip(".,") for w in re.findall(r"\b\w[\w,.]*\b", text)}
 

@@ -84,6 +84,7 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     refusal_reason: str = ""
     judgement: dict[str, Any] = field(default_factory=dict)
+    fallback: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``python -m rag ask --json``."""
@@ -105,6 +106,7 @@ class Answer:
             ],
             "backend": self.backend,
             "refusal_reason": self.refusal_reason,
+            "fallback": self.fallback,
             "judgement": self.judgement,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }

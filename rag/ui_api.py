@@ -13,7 +13,7 @@ from gradio import FileData
 from rag import pipeline
 from rag.config import Settings
 from rag.errors import FootnoteError
-from rag.indexer import Indexer, IngestReport
+from rag.indexer import IngestReport, Progress
 
 logger = logging.getLogger(__name__)
 
@@ -24,14 +24,13 @@ def document_list(settings: Settings) -> dict[str, Any]:
     Raises:
         FootnoteError: the manifest cannot be read.
     """
-    indexer = Indexer(settings)
     return {
         "documents": [
             {"source": e.source, "title": e.title, "type": e.type, "chunks": e.chunks, "added": e.added}
-            for e in indexer.documents()
+            for e in pipeline.documents(settings)
         ],
         "failed": [{"source": source, "reason": reason}
-                   for source, reason in sorted(indexer.failures().items())],
+                   for source, reason in sorted(pipeline.failures(settings).items())],
     }
 
 
@@ -86,7 +85,7 @@ def register(settings: Settings, *, max_upload_bytes: int) -> None:
             raise gr.Error(f"{path.name}: {size / 1e6:.3g} MB is over the {max_upload_bytes / 1e6:g} MB "
                            "upload limit.")
         try:
-            return _single(Indexer(settings).add([str(path)]))
+            return _single(pipeline.add([str(path)], settings=settings))
         except FootnoteError as exc:
             raise gr.Error(str(exc)) from exc
 
@@ -105,7 +104,7 @@ def register(settings: Settings, *, max_upload_bytes: int) -> None:
         if not (source or "").strip():
             raise gr.Error("Name the document to remove (its source, as /documents lists it).")
         try:
-            return _single(Indexer(settings).remove([source.strip()]))
+            return _single(pipeline.remove([source.strip()], settings=settings))
         except FootnoteError as exc:
             raise gr.Error(str(exc)) from exc
 
@@ -116,7 +115,7 @@ def register(settings: Settings, *, max_upload_bytes: int) -> None:
     gr.api(remove, api_name="remove", **index)
 
 
-def add_web_page(settings: Settings, url: str, *, indexer: Indexer | None = None) -> IngestReport:
+def add_web_page(settings: Settings, url: str, *, progress: Progress | None = None) -> IngestReport:
     """Fetch ``url`` into the corpus and index it; anything but an http(s) URL fails, never read
     as a local path (the URL box and ``/add_url`` both come here)."""
-    return (indexer or Indexer(settings)).add([url], paths=False)
+    return pipeline.add([url], settings=settings, paths=False, progress=progress)

@@ -99,11 +99,18 @@ def run_ingest(*args: str, corpus: Path, data: Path, env: dict[str, str] | None 
 
     No FOOTNOTE_* variable is inherited: the corpus and data folders and ``env`` are all it sees.
     """
+    return run_script("ingest.py", *args, corpus=corpus, data=data, env=env, timeout=timeout)
+
+
+def run_script(*command: str, corpus: Path, data: Path, env: dict[str, str] | None = None,
+               timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """Run `python COMMAND...` (a script or ``-m rag ...``) from the repository root, as a user would,
+    with no inherited FOOTNOTE_* variable: the corpus and data folders and ``env`` are all it sees."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTNOTE_")}
     full_env.update(PYTHONIOENCODING="utf-8", COLUMNS="200", FOOTNOTE_CORPUS_DIR=str(corpus),
                     FOOTNOTE_DATA_DIR=str(data), **(env or {}))
     return subprocess.run(
-        [sys.executable, "ingest.py", *args], cwd=REPO, env=full_env, capture_output=True,
+        [sys.executable, *command], cwd=REPO, env=full_env, capture_output=True,
         text=True, encoding="utf-8", timeout=timeout,
     )
 

@@ -2,6 +2,8 @@
 
 It stands in for an LLM whose output we choose (invented markers and claims included), so the
 citation check can be tested deterministically; everything around it is the real pipeline.
+Each test gets its own instance, registered as "scripted" for that test only (the ``scripted``
+fixture in tests/plugins/core.py).
 """
 
 from __future__ import annotations
@@ -9,9 +11,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator, Sequence
 
-from rag.answer import register_backend
-from rag.config import Settings
-from rag.embeddings import Embedder
 from rag.types import Passage
 
 
@@ -19,8 +18,14 @@ class ScriptedBackend:
     """Answers with the next queued text, split into word-sized pieces like a streaming LLM."""
 
     name = "scripted"
-    queue: deque[str] = deque()
-    seen: list[tuple[str, list[Passage]]] = []
+
+    def __init__(self) -> None:
+        self.queue: deque[str] = deque()
+        self.seen: list[tuple[str, list[Passage]]] = []
+
+    def script(self, *answers: str) -> None:
+        """Queue answers for the next ``ask`` calls with backend="scripted"."""
+        self.queue.extend(answers)
 
     def generate(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
         """Yield the next scripted answer, word by word."""
@@ -32,17 +37,3 @@ class ScriptedBackend:
     def rewrite(self, question: str, history: Sequence[tuple[str, str]]) -> str:
         """Scripted answers need no rewriting."""
         return question
-
-
-def _factory(settings: Settings, embedder: Embedder) -> ScriptedBackend:
-    return ScriptedBackend()
-
-
-register_backend("scripted", _factory)
-
-
-def script(*answers: str) -> None:
-    """Queue answers for the next ``ask`` calls with backend="scripted"."""
-    ScriptedBackend.queue.clear()
-    ScriptedBackend.seen.clear()
-    ScriptedBackend.queue.extend(answers)

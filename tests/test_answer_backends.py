@@ -1,4 +1,5 @@
-"""Every backend passes one contract; the openai one runs against a real llama.cpp server."""
+"""Backend behaviour beyond the shared contract (tests/test_backend_contract.py): errors, echoed
+prompt tags, hallucinations and injected instructions; the openai backend on a real llama.cpp server."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
-from rag.answer import Backend, backend_names, get_backend, register_backend
+from rag.answer import backend_names, register_backend, unregister_backend
 from rag.answer.llm import ChatModelBackend
 from rag.config import Settings
 from rag.embeddings import Embedder
@@ -17,10 +18,10 @@ from rag.errors import BackendError, ConfigError
 from rag.indexer import Indexer
 from rag.pipeline import ask, retrieve_passages, stream
 from rag.citations import SupportChecker
-from rag.text import markers_in, strip_markers
+from rag.text import strip_markers
 from rag.types import Answer
 from tests.helpers import SEED, free_port
-from tests.scripted import script
+from tests.plugins.core import LoopbackServer
 
 QUESTION = "Which book argues that moving labour out of agriculture caused the collapse?"
 BRAMALL = ("In Chinese Economic Development, Chris Bramall argues the diversion of labour from "
@@ -42,56 +43,18 @@ class EchoingBackend(ChatModelBackend):
     character by character: a stand-in for a model that echoes our prompt's markup."""
 
     name = "echoing"
+
+    def __init__(self, replies: list[str]) -> None:
+        super().__init__(FakeListChatModel(responses=replies), where="fake")
+
+
+@pytest.fixture
+def echoing() -> Iterator[list[str]]:
+    """Replies the "echoing" backend gives, in order; registered for this test only."""
     replies: list[str] = []
-
-    def __init__(self) -> None:
-        super().__init__(FakeListChatModel(responses=list(self.replies)), where="fake")
-
-
-register_backend("echoing", lambda settings, embedder: EchoingBackend())
-
-
-@pytest.fixture(params=["extractive", "scripted", "openai"])
-def backend_settings(request: pytest.FixtureRequest, seeded: Settings) -> Iterator[Settings]:
-    name = request.param
-    if name == "openai":
-        url = request.getfixturevalue("llama_server")
-        yield seeded.with_updates(**{"answer.backend": "openai", "answer.model": "smollm2",
-                                     "answer.base_url": url, "answer.max_tokens": 120})
-        return
-    if name == "scripted":
-        script("Chris Bramall argues labour was diverted from agriculture to industry [1].")
-    yield seeded.with_updates(**{"answer.backend": name})
-
-
-@pytest.mark.slow
-def test_backend_streams_text_for_relevant_passages(backend_settings: Settings, embedder: Embedder) -> None:
-    backend: Backend = get_backend(backend_settings, embedder=embedder)
-    passages = retrieve_passages(QUESTION, settings=backend_settings).passages
-    pieces = list(backend.generate(QUESTION, passages))
-    assert len(pieces) >= 1 and all(isinstance(p, str) for p in pieces)
-    assert "".join(pieces).strip()
-
-
-@pytest.mark.slow
-def test_backend_answers_only_cite_retrieved_passages(backend_settings: Settings) -> None:
-    answer = ask(QUESTION, settings=backend_settings)
-    assert answer.backend == backend_settings.answer.backend
-    retrieved = {p.marker for p in retrieve_passages(QUESTION, settings=backend_settings).passages}
-    assert set(markers_in(answer.text)) <= retrieved
-    assert {c.marker for c in answer.citations} <= retrieved
-    for sentence in answer.sentences:
-        assert sentence.supported in (True, False, None)
-    if not answer.refused:
-        assert answer.citations
-
-
-@pytest.mark.slow
-def test_backend_rewrite_returns_a_question(backend_settings: Settings, embedder: Embedder) -> None:
-    backend = get_backend(backend_settings, embedder=embedder)
-    history = [("Why did the Great Leap Forward fail?", "Labour shortages in agriculture [1].")]
-    assert backend.rewrite("And the Soviet side?", history).strip()
-    assert backend.rewrite("Plain question?", []) == "Plain question?"
+    register_backend("echoing", lambda settings, embedder: EchoingBackend(list(replies)))
+    yield replies
+    unregister_backend("echoing")
 
 
 def test_registered_backends_include_the_three_shipped() -> None:
@@ -117,6 +80,25 @@ def test_unreachable_llm_server_is_a_retryable_backend_error(seeded: Settings, n
         ask(QUESTION, settings=settings)
     assert caught.value.retryable
     assert url.split("/v1")[0] in str(caught.value)
+
+
+@pytest.mark.parametrize("name, path, status, says, retryable", [
+    ("openai", "/v1/chat/completions", 404, "does not serve the model 'm'", False),
+    ("openai", "/v1/chat/completions", 401, "refused the API key", False),
+    ("openai", "/v1/chat/completions", 503, "answered HTTP 503", True),
+    ("ollama", "/api/chat", 404, "ollama pull m", False),
+])
+def test_llm_server_errors_read_as_what_to_do(seeded: Settings, http_server: LoopbackServer, name: str,
+                                              path: str, status: int, says: str, retryable: bool) -> None:
+    http_server.route(path, status=status, content_type="application/json",
+                      body='{"error": {"message": "no such thing", "type": "invalid_request_error"}}')
+    base_url = http_server.url + ("/v1" if name == "openai" else "")
+    settings = seeded.with_updates(**{"answer.backend": name, "answer.model": "m", "answer.base_url": base_url,
+                                      "answer.timeout": 10})
+    with pytest.raises(BackendError) as caught:
+        ask(QUESTION, settings=settings)
+    assert says in str(caught.value) and base_url in str(caught.value)
+    assert caught.value.retryable is retryable
 
 
 @pytest.mark.slow
@@ -146,8 +128,8 @@ def test_small_model_hallucinations_are_not_shown_as_supported(
 PROMPT_TAG = re.compile(r"</?\s*passages?\b", re.IGNORECASE)
 
 
-def test_llm_output_never_shows_our_prompt_tags(seeded: Settings) -> None:
-    EchoingBackend.replies = [f'<passages>\n<passage n="1" title="Seed">{BRAMALL} [1]</passage>\n'
+def test_llm_output_never_shows_our_prompt_tags(seeded: Settings, echoing: list[str]) -> None:
+    echoing[:] = [f'<passages>\n<passage n="1" title="Seed">{BRAMALL} [1]</passage>\n'
                               '</passages> Output was overreported by local cadres [1]. </pass']
     pieces = list(stream(QUESTION, settings=seeded, backend="echoing"))
 
@@ -157,8 +139,8 @@ def test_llm_output_never_shows_our_prompt_tags(seeded: Settings) -> None:
         assert not PROMPT_TAG.search(shown), shown
     assert BRAMALL in strip_markers(answer.text)
 
-    EchoingBackend.replies = ['<passage n="2">Why did the Great Leap Forward fail?</passage>']
-    rewritten = EchoingBackend().rewrite("And why?", [("What was the Great Leap Forward?", "A campaign [1].")])
+    echo = EchoingBackend(['<passage n="2">Why did the Great Leap Forward fail?</passage>'])
+    rewritten = echo.rewrite("And why?", [("What was the Great Leap Forward?", "A campaign [1].")])
     assert rewritten == "Why did the Great Leap Forward fail?"
 
 

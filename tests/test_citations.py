@@ -11,7 +11,7 @@ from rag.pipeline import ask
 from rag.text import markers_in, sentences
 from rag.types import Passage
 from tests.helpers import SEED
-from tests.scripted import ScriptedBackend, script
+from tests.scripted import ScriptedBackend
 
 BRAMALL = ("In Chinese Economic Development, Chris Bramall argues the diversion of labour from "
            "agriculture to industry led to a collapse of productivity due to labour shortages.")
@@ -23,35 +23,35 @@ def _passage(marker: int, text: str) -> Passage:
                    start=0, end=len(text))
 
 
-def _bramall_marker() -> int:
-    question, passages = ScriptedBackend.seen[-1]
+def _bramall_marker(scripted: ScriptedBackend) -> int:
+    question, passages = scripted.seen[-1]
     return next(p.marker for p in passages if "Bramall" in p.text)
 
 
-def test_citation_to_unknown_passage_is_dropped(seeded: Settings) -> None:
-    script(f"{BRAMALL} [1] Output was overreported by local cadres [42].")
+def test_citation_to_unknown_passage_is_dropped(seeded: Settings, scripted: ScriptedBackend) -> None:
+    scripted.script(f"{BRAMALL} [1] Output was overreported by local cadres [42].")
     answer = ask(QUESTION, settings=seeded, backend="scripted")
-    passages = ScriptedBackend.seen[-1][1]
+    passages = scripted.seen[-1][1]
     assert "[42]" not in answer.text
     assert 42 not in markers_in(answer.text)
     assert {c.marker for c in answer.citations} <= {p.marker for p in passages}
 
 
-def test_every_citation_points_at_a_retrieved_passage(seeded: Settings) -> None:
-    script(f"{BRAMALL} [1] [2] Mao wished to have an equal development of agriculture and industry [3]. [7]")
+def test_every_citation_points_at_a_retrieved_passage(seeded: Settings, scripted: ScriptedBackend) -> None:
+    scripted.script(f"{BRAMALL} [1] [2] Mao wished to have an equal development of agriculture and industry [3]. [7]")
     answer = ask(QUESTION, settings=seeded, backend="scripted")
-    retrieved = {p.id: p for p in ScriptedBackend.seen[-1][1]}
+    retrieved = {p.id: p for p in scripted.seen[-1][1]}
     for citation in answer.citations:
         assert citation.passage.id in retrieved
         assert citation.passage.text == retrieved[citation.passage.id].text
         assert citation.quote and citation.quote in citation.passage.text
 
 
-def test_invented_claim_is_flagged_unsupported(seeded: Settings) -> None:
-    script("Placeholder")
+def test_invented_claim_is_flagged_unsupported(seeded: Settings, scripted: ScriptedBackend) -> None:
+    scripted.script("Placeholder")
     ask(QUESTION, settings=seeded, backend="scripted")
-    n = _bramall_marker()
-    script(f"{BRAMALL} [{n}] The book was written by John Smith in 1972 at Oxford [{n}].")
+    n = _bramall_marker(scripted)
+    scripted.script(f"{BRAMALL} [{n}] The book was written by John Smith in 1972 at Oxford [{n}].")
     answer = ask(QUESTION, settings=seeded, backend="scripted")
     verdicts = {s.text.split(" [")[0]: s.supported for s in answer.sentences}
     assert verdicts[BRAMALL] is True
@@ -59,16 +59,16 @@ def test_invented_claim_is_flagged_unsupported(seeded: Settings) -> None:
     assert answer.citations[0].supported is True
 
 
-def test_uncited_supported_claim_gets_its_passage(seeded: Settings) -> None:
-    script("Chris Bramall argues that the diversion of labour from agriculture to industry led to a "
-           "collapse of productivity.")
+def test_uncited_supported_claim_gets_its_passage(seeded: Settings, scripted: ScriptedBackend) -> None:
+    scripted.script("Chris Bramall argues that the diversion of labour from agriculture to industry led to a "
+                    "collapse of productivity.")
     answer = ask(QUESTION, settings=seeded, backend="scripted")
     assert answer.citations and "Bramall" in answer.citations[0].passage.text
     assert answer.sentences[0].attributed and answer.sentences[0].supported
 
 
-def test_answer_with_nothing_citable_is_a_refusal(seeded: Settings) -> None:
-    script("Bananas are the main export of Ecuador and grow in tropical climates.")
+def test_answer_with_nothing_citable_is_a_refusal(seeded: Settings, scripted: ScriptedBackend) -> None:
+    scripted.script("Bananas are the main export of Ecuador and grow in tropical climates.")
     answer = ask(QUESTION, settings=seeded, backend="scripted")
     assert answer.refused and not answer.citations and answer.closest
     assert answer.sentences and answer.sentences[0].supported is False

@@ -18,10 +18,6 @@ def test_normalize_answer_follows_squad() -> None:
     assert metrics.normalize_answer("An apple and a theory") == "apple and theory"
 
 
-def test_strip_markers_removes_citation_markers() -> None:
-    assert metrics.strip_markers("Lenin announced it [1]. It began in 1921 [2, 3].") == "Lenin announced it. It began in 1921."
-
-
 # -------------------------------------------------------------------- retrieval
 def test_context_found_verbatim_ignores_whitespace_and_case() -> None:
     chunk = "Intro.  the magnitogorsk steel combine was modelled\non U.S. Steel's works at   Gary, Indiana. More."

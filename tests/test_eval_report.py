@@ -13,7 +13,8 @@ from rag.errors import ConfigError
 from rag.eval import EvalReport
 from rag.eval.report import (
     gate_failures, load_thresholds, summary_json, summary_table, to_markdown, write_report)
-from rag.eval.runner import QuestionRecord, configure, metric_names, parse_config, summarize
+from rag.eval.configs import configure, parse_config
+from rag.eval.records import QuestionRecord, metric_names, summarize
 
 REPO = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import time
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -242,13 +241,12 @@ def test_hostile_paths_given_to_add_land_inside_the_corpus_or_fail_cleanly(index
 
 
 # -- archives and PDFs -----------------------------------------------------------------------------
-def test_zip_bomb_docx_is_refused_quickly_with_bounded_memory(indexer, settings):
+def test_zip_bomb_docx_is_refused_before_unpacking_with_bounded_memory(indexer, settings):
     write_good(settings.corpus_dir)
     bomb = zip_bomb_docx(settings.corpus_dir / "bomb.docx", megabytes=256)
     assert bomb.stat().st_size < 2 * MB
 
     tracemalloc.start()
-    started = time.perf_counter()
     try:
         with pytest.raises(IngestError, match=r"^bomb\.docx: Word file would unpack to 2\d\d\.?\d* MB, "
                                               r"over the 200 MB limit") as info:
@@ -257,7 +255,6 @@ def test_zip_bomb_docx_is_refused_quickly_with_bounded_memory(indexer, settings)
     finally:
         tracemalloc.stop()
 
-    assert time.perf_counter() - started < 2
     assert peak < 10 * MB
     assert "FOOTNOTE_LIMITS__MAX_UNZIPPED_MB" in str(info.value)
     assert [s for s, _ in indexer.sync().failed] == ["bomb.docx"]

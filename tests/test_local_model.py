@@ -16,10 +16,10 @@ from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.errors import ConfigError
 from rag.indexer import Indexer
-from rag.judge import AnswerabilityJudge, get_judge, quote_support
+from rag.judge import AnswerabilityJudge, get_judge
 from rag.local_model import MODEL_FILE, MODEL_SIZE, bundled_path, get_local_model, part_files, resolve_path
 from rag.pipeline import ask, retrieve_passages
-from rag.types import Answer, Passage
+from rag.types import Answer
 from tests.helpers import SEED
 
 pytestmark = [
@@ -31,23 +31,17 @@ PARAPHRASED = "What did the Soviet state squeeze to pay for its factories?"
 OFF_CORPUS = "Which team won the 1958 football World Cup final in Stockholm?"
 
 
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One data folder per session, so the 1.1 GB model is assembled (and checked) once."""
-    return tmp_path_factory.mktemp("local-model")
-
-
 @pytest.fixture
-def local(seeded: Settings, model_dir: Path) -> Settings:
-    """Seeded settings answering with the local model and its judge, the model under ``model_dir``."""
+def local(seeded: Settings, local_model_dir: Path) -> Settings:
+    """Seeded settings answering with the local model and its judge, the model under ``local_model_dir``."""
     models = seeded.data_dir / "models"
     models.mkdir(parents=True, exist_ok=True)
     return seeded.with_updates(**{"answer.backend": "local", "local.judge": "on",
-                                  "local.model_path": str(resolve_path(seeded.with_updates(data_dir=model_dir)))})
+                                  "local.model_path": str(resolve_path(seeded.with_updates(data_dir=local_model_dir)))})
 
 
-def test_bundled_model_assembles_to_the_upstream_file(model_dir: Path, settings: Settings) -> None:
-    path = resolve_path(settings.with_updates(data_dir=model_dir))
+def test_bundled_model_assembles_to_the_upstream_file(local_model_dir: Path, settings: Settings) -> None:
+    path = resolve_path(settings.with_updates(data_dir=local_model_dir))
     assert path.name == MODEL_FILE and path.stat().st_size == MODEL_SIZE
     assert not list(path.parent.glob(".*.part")), "no partial file is left behind"
 
@@ -67,15 +61,6 @@ def test_corrupted_model_file_of_the_right_size_is_refused(settings: Settings) -
         handle.truncate(MODEL_SIZE)
     with pytest.raises(ConfigError, match="sha256"):
         resolve_path(settings)
-
-
-def test_quote_support_counts_only_words_the_passages_hold() -> None:
-    passage = Passage(marker=1, id="a", text="Grain was requisitioned from the peasants to pay for imports.",
-                      source="s", title="t", score=1.0, start=0, end=10)
-    assert quote_support("requisitioned from the peasants", [passage]) == 1.0
-    assert quote_support("peasants", [passage]) == 0.25, "one word is a quarter of a quote"
-    assert quote_support("NONE", [passage]) == 0.0
-    assert quote_support("taxes on vodka and salt", [passage]) <= 0.25
 
 
 def test_judge_accepts_a_paraphrased_question_and_refuses_an_off_corpus_one(local: Settings) -> None:

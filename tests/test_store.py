@@ -177,25 +177,3 @@ def test_server_store_sees_what_the_indexer_wrote(empty_chroma_server, settings,
         c.id for c in store.chunks_of("zollverein.txt")}
     with pytest.raises(IndexNotFoundError):
         Store(settings)  # the local store under data_dir was never written
-
-
-@pytest.mark.slow
-def test_two_server_stores_stay_consistent_for_keyword_search(empty_chroma_server, tmp_path, settings, embedder):
-    """Two processes (here: two data folders, so two keyword indexes) share one Chroma server."""
-    writer_settings = settings.with_updates(chroma_url=empty_chroma_server)
-    reader_settings = writer_settings.with_updates(data_dir=tmp_path / "other-machine")
-    (settings.corpus_dir / "steel.txt").write_text(TEXTS["bessemer"])
-    Indexer(writer_settings, embedder=embedder).sync()
-    reader = Store(reader_settings)
-    assert reader.keyword_search("Tomioka silk", k=3) == []
-    assert reader.keyword_search("Bessemer converter", k=3)
-
-    (settings.corpus_dir / "silk.md").write_text(TEXTS["meiji"])
-    Indexer(writer_settings, embedder=embedder).sync()
-    added = reader.keyword_search("Tomioka silk", k=3)
-    (settings.corpus_dir / "steel.txt").unlink()
-    Indexer(writer_settings, embedder=embedder).sync()
-    removed = reader.keyword_search("Bessemer converter", k=3)
-
-    assert [i for i, _ in added] == [c.id for c in reader.chunks_of("silk.md")]
-    assert removed == []

@@ -34,6 +34,11 @@ def register_backend(name: str, factory: Factory) -> None:
     _REGISTRY[name] = factory
 
 
+def unregister_backend(name: str) -> None:
+    """Forget the backend called ``name`` (a plugin or test that registered one for a while)."""
+    _REGISTRY.pop(name, None)
+
+
 def backend_names() -> list[str]:
     """Names of the registered backends."""
     return list(_REGISTRY)

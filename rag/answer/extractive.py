@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from rag.embeddings import Embedder
-from rag.text import content_words, sentences
+from rag.text import content_words, coverage, sentences
 from rag.types import Passage
 
 # Weight of question-word coverage next to embedding similarity when scoring a sentence.
@@ -47,8 +47,7 @@ class ExtractiveBackend:
         asked = set(content_words(question))
         scores = []
         for vector, text in zip(sentence_vectors, texts):
-            coverage = len(asked & set(content_words(text))) / len(asked) if asked else 0.0
-            scores.append(float(vector @ query) + KEYWORD_WEIGHT * coverage)
+            scores.append(float(vector @ query) + KEYWORD_WEIGHT * coverage(asked, text))
         order = np.argsort(scores)[::-1]
         best = scores[int(order[0])]
         chosen: list[int] = []

@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import openai
 from pydantic import SecretStr
 
-from rag.answer.llm import ChatModelBackend
+from rag.answer.llm import ChatModelBackend, ErrorRule
 from rag.config import AnswerSettings
 from rag.errors import ConfigError
+
+# The openai client's typed errors, most specific first (APITimeoutError is an APIConnectionError,
+# every status error an APIStatusError). The eval's LLM judge uses the same table.
+OPENAI_ERRORS = (
+    ErrorRule(openai.APITimeoutError, "did not answer in time ({detail}). A slow model may need a larger "
+              "{timeout_setting}.", retryable=True),
+    ErrorRule(openai.APIConnectionError, "cannot be reached ({detail}). Check that the server is running "
+              "and {url_setting}.", retryable=True),
+    ErrorRule(openai.AuthenticationError, "refused the API key ({detail}). Set {key_setting}."),
+    ErrorRule(openai.PermissionDeniedError, "refused access ({detail}). Check {key_setting}."),
+    ErrorRule(openai.NotFoundError, "does not serve the model {model!r} ({detail}). Check {model_setting} "
+              "and {url_setting}."),
+    ErrorRule(openai.RateLimitError, "is limiting requests ({detail}). Wait a moment and ask again.",
+              retryable=True),
+    ErrorRule(openai.BadRequestError, "rejected the request ({detail}). The passages may not fit the model's "
+              "context: lower FOOTNOTE_RETRIEVAL__TOP_K."),
+    ErrorRule(openai.APIStatusError, "answered HTTP {status} ({detail}). Check the server's log.",
+              retry_on_5xx=True),
+    ErrorRule(openai.APIError, "failed ({detail}). Check the server's log."),
+)
 
 
 class OpenAIBackend(ChatModelBackend):
@@ -31,4 +52,5 @@ class OpenAIBackend(ChatModelBackend):
             # llama.cpp's server ignores max_completion_tokens, which langchain-openai sends.
             extra_body={"max_tokens": options.max_tokens},
         )
-        super().__init__(model, where=options.base_url or "api.openai.com")
+        super().__init__(model, where=options.base_url or "api.openai.com", errors=OPENAI_ERRORS,
+                         model_name=options.model)

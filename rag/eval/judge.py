@@ -8,14 +8,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rag.errors import BackendError, ConfigError
-from rag.eval.metrics import strip_markers
+from rag.config import Settings
+from rag.errors import ConfigError
+from rag.text import sentences, strip_markers
 
 logger = logging.getLogger(__name__)
 
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 VERDICT = re.compile(r"\b(yes|no|true|false|correct|incorrect|supported|unsupported|not)\b")
 POSITIVE = {"yes", "true", "correct", "supported"}
+# The settings the judge's error messages point to.
+JUDGE_SETTINGS = {"url_setting": "--judge-url", "model_setting": "--judge-model",
+                  "key_setting": "FOOTNOTE_EVAL__JUDGE_API_KEY", "timeout_setting": "FOOTNOTE_EVAL__JUDGE_TIMEOUT"}
 # The judge model's context is small (2048 tokens for the bundled SmolLM2); keep prompts well inside it.
 MAX_CONTEXT_CHARS = 3500
 
@@ -57,8 +60,7 @@ def claims_of(answer: str) -> list[str]:
     RAGAS asks the LLM to split the answer into claims first; small models cannot do that
     reliably, so the sentences stand in for claims.
     """
-    text = strip_markers(answer)
-    return [s.strip() for s in SENTENCE_END.split(text) if len(s.split()) >= 2]
+    return [s.text for s in sentences(strip_markers(answer)) if len(s.text.split()) >= 2]
 
 
 class Judge:
@@ -98,18 +100,16 @@ class Judge:
         return _score([self._verdict(CORRECTNESS_SYSTEM, prompt)])
 
     def _verdict(self, system: str, prompt: str) -> bool | None:
-        from openai import APIConnectionError, APIStatusError, APITimeoutError
+        from openai import APIError
+
+        from rag.answer.llm import translate
+        from rag.answer.openai_compat import OPENAI_ERRORS
 
         try:
             reply = self._chat.invoke([("system", system), ("human", prompt)])
-        except (APIConnectionError, APITimeoutError) as exc:
-            raise BackendError(
-                f"Cannot reach the LLM judge at {self.base_url} ({exc}). Check that the server is running.",
-                retryable=True) from exc
-        except APIStatusError as exc:
-            raise BackendError(
-                f"The LLM judge at {self.base_url} answered {exc.status_code}: {exc.message}. "
-                "Check --judge-model and the server's log.", retryable=exc.status_code >= 500) from exc
+        except APIError as exc:
+            raise translate(exc, OPENAI_ERRORS, who="LLM judge", where=self.base_url, model=self.model,
+                            setting_names=JUDGE_SETTINGS) from exc
         text = reply.content if isinstance(reply.content, str) else str(reply.content)
         verdict = parse_verdict(text)
         if verdict is None:
@@ -124,3 +124,20 @@ def _score(verdicts: list[bool | None]) -> JudgeScore:
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
+
+
+def make_judge(settings: Settings, *, url: str | None = None, model: str | None = None) -> Judge | None:
+    """The LLM judge these settings (or the --judge-url and --judge-model flags) ask for, or None.
+
+    Raises:
+        ConfigError: only one of the URL and the model is given.
+    """
+    cfg = settings.eval
+    url, model = url or cfg.judge_base_url, model or cfg.judge_model
+    if not url and not model:
+        return None
+    if not url or not model:
+        raise ConfigError("The LLM judge needs both --judge-url and --judge-model "
+                          "(FOOTNOTE_EVAL__JUDGE_BASE_URL, FOOTNOTE_EVAL__JUDGE_MODEL).")
+    return Judge(base_url=url, model=model, api_key=cfg.judge_api_key.get_secret_value(),
+                 max_tokens=cfg.judge_max_tokens, timeout=cfg.judge_timeout)

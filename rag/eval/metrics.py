@@ -23,7 +23,6 @@ COVERAGE = 0.8
 # two share by chance (articles, the topic's names) never add up to containment.
 CONTAINED = 0.6
 RUN = 4
-MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 WORD = re.compile(r"\w+")
 ARTICLES = re.compile(r"\b(a|an|the)\b")
 PUNCTUATION = set(string.punctuation)
@@ -41,11 +40,6 @@ def normalize_answer(text: str) -> str:
     text = "".join(ch for ch in text if ch not in PUNCTUATION)
     text = ARTICLES.sub(" ", text)
     return " ".join(text.split())
-
-
-def strip_markers(text: str) -> str:
-    """Answer text without its citation markers ([1], [2, 3])."""
-    return MARKER.sub("", text).strip()
 
 
 def words(text: str) -> list[str]:

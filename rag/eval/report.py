@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import ConfigError
-from rag.eval.runner import LATENCY_METRICS, LOWER_IS_BETTER, EvalReport
+from rag.eval.records import LATENCY_METRICS, LOWER_IS_BETTER, EvalReport
 
 logger = logging.getLogger(__name__)
 

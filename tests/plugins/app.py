@@ -1,4 +1,5 @@
-"""Fixtures: app (the real `python app.py` served on a free loopback port, and a headless Chromium)."""
+"""Fixtures: app_server (the real `python app.py` on a free loopback port), a headless Chromium, and
+`app`: a browser tab on the app with the few actions a user takes (``AppPage``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 import pytest
@@ -20,6 +23,9 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 STARTUP_TIMEOUT = 180.0
+ANSWER_TIMEOUT = 90_000  # ms, for Playwright waits
+# Git-ignored: a test run must not rewrite the README's pictures.
+SCREENSHOTS = REPO / "tests" / "artifacts" / "screenshots"
 
 
 @dataclass
@@ -141,3 +147,116 @@ def browser() -> Iterator[object]:
             yield chromium
         finally:
             chromium.close()
+
+
+class AppPage:
+    """One browser tab on the app, with the few actions a user takes."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.turns = 0
+
+    # -- chat ------------------------------------------------------------------
+    def ask(self, question: str) -> Any:
+        """Type a question, send it, and wait for the finished answer; return its bubble."""
+        self.page.get_by_role("tab", name="Chat").click()
+        self.page.fill("#fn-question textarea", question)
+        self.page.click("#fn-ask")
+        return self.wait_for_answer()
+
+    def ask_example(self, question: str) -> Any:
+        """Click one of the example questions shown in an empty chat; return the answer's bubble."""
+        self.page.locator("#fn-chat").get_by_role("button", name=question).click()
+        return self.wait_for_answer()
+
+    def wait_for_answer(self) -> Any:
+        """Wait for the next turn's finished answer; return its bubble."""
+        turn = self.turns
+        self.turns += 1
+        bubbles = self.page.locator("#fn-chat [data-testid=bot]")
+        # A finished turn is a final answer, a refusal or an error (never the streaming view).
+        self.page.wait_for_function(
+            """n => { const b = document.querySelectorAll('#fn-chat [data-testid=bot]');
+                      if (b.length <= n) return false;
+                      const last = b[n];
+                      return !!last.querySelector('.fn-answer:not(.fn-streaming), .fn-refusal'); }""",
+            arg=turn, timeout=ANSWER_TIMEOUT)
+        return bubbles.nth(turn)
+
+    def current_sources(self) -> Any:
+        """The section of the sources panel on show."""
+        return self.page.locator("#fn-sources-panel .fn-turn.fn-current")
+
+    def new_conversation(self) -> None:
+        self.page.click("#fn-clear")
+        self.page.wait_for_selector("#fn-sources-panel .fn-empty")
+        self.turns = 0
+
+    # -- documents -------------------------------------------------------------
+    def documents_tab(self) -> None:
+        self.page.get_by_role("tab", name="Documents").click()
+        self.page.wait_for_selector("#fn-upload input[type=file]", state="attached")
+        self.page.wait_for_selector("#fn-doc-summary p")  # the documents list has loaded
+
+    def upload(self, *paths: Path) -> str:
+        """Upload files through the Documents tab; return the status text shown afterwards."""
+        self.documents_tab()
+        old = self.page.inner_text("#fn-doc-status")
+        self.page.set_input_files("#fn-upload input[type=file]", [str(p) for p in paths])
+        self.page.wait_for_function(
+            "old => { const s = document.querySelector('#fn-doc-status');"
+            " return s && s.querySelector('li') && s.innerText !== old; }", arg=old, timeout=ANSWER_TIMEOUT)
+        return self.page.inner_text("#fn-doc-status")
+
+    def document_files(self) -> list[str]:
+        """The File column of the documents table."""
+        return [row[1] for row in table_rows(self.page, "#fn-documents")]
+
+    def delete(self, source: str) -> str:
+        """Pick a document, press Delete and accept the confirmation; return the status text."""
+        self.documents_tab()
+        self.page.click("#fn-delete-choice input")
+        self.page.get_by_role("option", name=source, exact=True).click()
+        self.page.once("dialog", lambda dialog: dialog.accept())
+        self.page.click("#fn-delete")
+        self.page.wait_for_function(
+            "name => (document.querySelector('#fn-doc-status') || {}).innerText?.includes('Removed: ' + name)",
+            arg=source, timeout=ANSWER_TIMEOUT)
+        return self.page.inner_text("#fn-doc-status")
+
+
+def table_rows(page: Any, selector: str) -> list[list[str]]:
+    """The cells shown by a gr.Dataframe (Gradio 6 draws rows as divs in a virtual table)."""
+    return page.eval_on_selector(
+        selector,
+        """el => [...el.querySelectorAll('.virtual-body .virtual-row')].map(
+               row => [...row.querySelectorAll('.body-cell')].map(cell => cell.innerText.trim()))""")
+
+
+@pytest.fixture
+def app(browser: Any, app_server: RunningApp) -> Iterator[AppPage]:
+    """A fresh browser context on the session's app; fails if the page reached beyond loopback or
+    raised a JavaScript error."""
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    outside: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda r: outside.append(r.url)
+            if urlparse(r.url).hostname not in {"127.0.0.1", "localhost", None, ""} else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(app_server.url, wait_until="load")
+    page.wait_for_selector("#fn-question textarea")
+    try:
+        yield AppPage(page)
+    finally:
+        context.close()
+    assert outside == [], f"the page requested non-loopback URLs: {outside}"
+    assert errors == [], f"JavaScript errors: {errors}"
+
+
+def screenshot(page: Any, name: str) -> None:
+    """Save a picture of ``page`` under tests/artifacts/screenshots (git-ignored)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(1000)  # Gradio fades updated components in
+    page.screenshot(path=str(SCREENSHOTS / name))

@@ -17,9 +17,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rag.config import BUNDLED_MODEL, Settings, build_settings
-from rag.embeddings import Embedder, get_embedder
-from tests.helpers import SEED, copy_fixture_corpus, free_port, stop
+from rag.cli import prepare_process
+
+# A test session is an entry point: the process setup the CLI does (models offline, no telemetry)
+# happens before the libraries below are imported.
+prepare_process()
+
+from rag.config import BUNDLED_MODEL, Settings, build_settings  # noqa: E402
+from rag.embeddings import Embedder, get_embedder  # noqa: E402
+from tests.helpers import SEED, copy_fixture_corpus, free_port, stop  # noqa: E402
 
 ARTICLE_HTML = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>The Stakhanovite movement</title>
@@ -181,6 +187,10 @@ def _handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(route.body)))
             self.end_headers()
             self.wfile.write(route.body)
+
+        def do_POST(self) -> None:  # noqa: N802 - an API client's request gets the canned route too
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.do_GET()
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             pass

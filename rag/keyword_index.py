@@ -1,0 +1,189 @@
+"""The BM25 keyword index (bm25s) over the collection's chunk text, saved beside the Chroma data."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.journal import pid_alive, translate_os_error
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+
+
+class KeywordIndex:
+    """BM25 over chunk texts, tagged with the index version (stamp) it was built for.
+
+    Removing chunks does not rebuild it: their ids are masked out of every search until the
+    next rebuild (a 10,000-chunk document is forgotten in well under a second).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._lock = threading.Lock()
+        self._loaded_version: str | None = None
+        self._model: Any = None
+        self._ids: list[str] = []
+        self._sources: list[str] = []
+        self._deleted: set[str] = set()
+
+    @property
+    def loaded_version(self) -> str | None:
+        """The version held in memory, if any."""
+        return self._loaded_version
+
+    def load(self, wanted: str) -> bool:
+        """Whether the index (in memory or on disk) is at version ``wanted``; loads it from disk if so."""
+        with self._lock:
+            if self._loaded_version == wanted:
+                return True
+            state = self._read_state()
+            if state is None or state.get("version") != wanted:
+                return False
+            self._take(state)
+            return True
+
+    def load_any(self) -> None:
+        """Load whatever version is on disk (a writer is busy; it rebuilds the index when done)."""
+        with self._lock:
+            state = self._read_state()
+            if state is not None and state.get("version") != self._loaded_version:
+                self._take(state)
+
+    def build(self, ids: list[str], texts: list[str], sources: list[str], *, version: str) -> None:
+        """Index ``texts`` and save atomically (a temp folder renamed into place)."""
+        import bm25s
+
+        with self._lock:
+            model = None
+            if ids:
+                model = bm25s.BM25()
+                model.index(tokenize(texts), show_progress=False)
+            tag = f"{os.getpid()}.{uuid.uuid4().hex[:6]}"
+            try:
+                self.folder.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.folder.with_name(f".{self.folder.name}.{tag}")
+                tmp.mkdir()
+                if model is not None:
+                    model.save(str(tmp), show_progress=False)
+                _write_state(tmp, {"version": version, "ids": ids, "sources": sources, "deleted": []})
+                old = self.folder.with_name(f".{self.folder.name}.old.{tag}")
+                if self.folder.exists():
+                    os.replace(self.folder, old)
+                os.replace(tmp, self.folder)
+                shutil.rmtree(old, ignore_errors=True)
+            except OSError as exc:
+                shutil.rmtree(self.folder.with_name(f".{self.folder.name}.{tag}"), ignore_errors=True)
+                raise translate_os_error(exc, "save the keyword index", self.folder) from exc
+            self._model, self._ids, self._sources, self._deleted = model, ids, sources, set()
+            self._loaded_version = version
+            logger.info("keyword index rebuilt over %d chunks", len(ids))
+
+    def forget(self, ids: Iterable[str], *, version: str) -> bool:
+        """Mask ``ids`` out of the saved index and move it to ``version``; False if there is none."""
+        with self._lock:
+            state = self._read_state()
+            if state is None:
+                return False
+            state["deleted"] = sorted(set(state.get("deleted", [])) | set(ids))
+            state["version"] = version
+            try:
+                _write_state(self.folder, state)
+            except OSError as exc:
+                raise translate_os_error(exc, "save the keyword index", self.folder) from exc
+            self._take(state)
+            return True
+
+    def search(self, question: str, *, k: int, sources: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """Top ``k`` (id, BM25 score) pairs with a positive score."""
+        with self._lock:
+            if self._model is None or not self._ids:
+                return []
+            tokens = tokenize([question], as_ids=False)
+            if not tokens[0]:
+                return []
+            mask = None
+            if sources or self._deleted:
+                wanted = set(sources or ())
+                mask = np.array([(not sources or s in wanted) and i not in self._deleted
+                                 for i, s in zip(self._ids, self._sources)], dtype=np.float32)
+                if not mask.any():
+                    return []
+            n = min(k, len(self._ids))
+            docs, scores = self._model.retrieve(tokens, k=n, show_progress=False, weight_mask=mask)
+            return [(self._ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+
+    def remove_leftovers(self) -> None:
+        """Delete temporary and old folders left by processes that died while saving."""
+        for path in self.folder.parent.glob(f".{COLLECTION_GLOB}"):
+            pid = _pid_of(path.name)
+            if pid is not None and pid != os.getpid() and not pid_alive(pid):
+                shutil.rmtree(path, ignore_errors=True)
+
+    def _read_state(self) -> dict[str, Any] | None:
+        try:
+            state = json.loads((self.folder / STATE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return state if isinstance(state, dict) else None
+
+    def _take(self, state: dict[str, Any]) -> None:
+        ids, sources = list(state.get("ids", [])), list(state.get("sources", []))
+        model = None
+        if ids:
+            import bm25s
+
+            try:
+                model = bm25s.BM25.load(str(self.folder), show_progress=False)
+            except (OSError, ValueError):  # replaced under us: the caller rebuilds or retries
+                return
+        self._model, self._ids, self._sources = model, ids, sources
+        self._deleted = set(state.get("deleted", []))
+        self._loaded_version = str(state.get("version", ""))
+
+
+COLLECTION_GLOB = "footnote_*"
+
+
+def _pid_of(name: str) -> int | None:
+    """The writer's process id in ``.NAME.PID.xxxxxx`` or ``.NAME.old.PID.xxxxxx``."""
+    parts = name.split(".")
+    for part in parts[2:]:
+        if part.isdigit():
+            return int(part)
+    return None
+
+
+def _write_state(folder: Path, state: dict[str, Any]) -> None:
+    tmp = folder / f".{STATE_FILE}.{os.getpid()}.tmp"
+    with tmp.open("w", encoding="utf-8") as handle:
+        json.dump(state, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, folder / STATE_FILE)
+
+
+@functools.lru_cache(maxsize=1)
+def _stemmer() -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def tokenize(texts: list[str], *, as_ids: bool = True) -> Any:
+    """bm25s tokens: lower case, English stop words removed, Snowball-stemmed."""
+    import bm25s
+
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer().stemWords,
+                          return_ids=as_ids, show_progress=False)

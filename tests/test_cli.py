@@ -1,0 +1,59 @@
+"""The command tree: one parser per command shared by `python -m rag`, `ingest.py`, `app.py` and
+`python -m rag.eval`; flags declared once; backend choices from the registry."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag import cli
+from rag.answer import backend_names
+
+
+def _usage_error(capsys: pytest.CaptureFixture[str], argv: list[str], **shim: str) -> str:
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv, **shim)
+    assert info.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_tree_has_the_five_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--help"])
+    assert info.value.code == 0
+    assert "{ingest,ask,chat,eval,serve}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command, prog", [("ingest", "ingest.py"), ("serve", "app.py"),
+                                           ("eval", "python -m rag.eval")])
+def test_shims_parse_with_the_trees_command_under_their_own_name(capsys: pytest.CaptureFixture[str],
+                                                                  command: str, prog: str) -> None:
+    argv = ["data.jsonl", "--frobnicate"] if command == "eval" else ["--frobnicate"]
+    err = _usage_error(capsys, argv, command=command, prog=prog)
+    assert err.startswith(f"usage: {prog} ") and "unrecognized arguments: --frobnicate" in err
+
+
+def test_backend_choices_come_from_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["ask", "q", "--backend", "nonesuch"], ["eval", "d.jsonl", "--backend", "nonesuch"]):
+        err = _usage_error(capsys, argv)
+        assert "invalid choice: 'nonesuch'" in err
+        assert all(f"'{name}'" in err for name in ["auto", *backend_names()])
+
+
+def test_a_backend_registered_later_is_accepted(scripted: object) -> None:
+    args = cli.parser().parse_args(["ask", "q", "--backend", "scripted"])
+    assert args.backend == "scripted"
+
+
+def test_flags_map_to_settings(tmp_path: object) -> None:
+    args = cli.parser().parse_args(["ask", "q", "--k", "3", "--no-hybrid", "--mmr", "--backend", "extractive",
+                                    "--model", "m", "--data-dir", str(tmp_path)])
+    settings = cli.settings_from(args)
+    assert (settings.retrieval.top_k, settings.retrieval.hybrid, settings.retrieval.mmr) == (3, False, True)
+    assert (settings.answer.backend, settings.answer.model) == ("extractive", "m")
+    assert str(settings.data_dir) == str(tmp_path)
+
+
+def test_ingest_flags_work_before_and_after_the_action() -> None:
+    before = cli.parser("ingest").parse_args(["--json", "list"])
+    after = cli.parser("ingest").parse_args(["list", "--json"])
+    assert before.json is True and after.json is True and before.action == after.action == "list"
