@@ -18,7 +18,8 @@ from langchain_core.embeddings import Embeddings
 
 from rag.config import BUNDLED_MODEL
 from rag.errors import ConfigError
-from rag.onnx_export import ONNX_FILE, OnnxModel, load_tokenizer, read_spec
+from rag import onnx_export
+from rag.onnx_model import ONNX_FILE, load_tokenizer, read_spec
 
 __all__ = ["BACKENDS", "ONNX_FILE", "Embedder", "get_embedder", "load_tokenizer", "offline_environment",
            "read_spec", "resolve_model_path"]
@@ -35,6 +36,7 @@ def offline_environment() -> None:
     Entry points call it at start; the model loaders call it again before importing transformers,
     so ``import rag`` alone changes nothing in the host process's environment.
     """
+    os.environ["HF_HUB_OFFLINE"] = "1"  # never overridden: no download, whatever the shell says
     for name, value in OFFLINE_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
 
@@ -91,7 +93,7 @@ class Embedder(Embeddings):
         else:
             if cache_dir is None:
                 raise ValueError("the onnx-int8 backend needs a cache_dir for its exported model")
-            self.model = OnnxModel.load(name, path, cache_dir)
+            self.model = onnx_export.load(name, path, cache_dir)
             self.tokenizer = self.model.tokenizer
             self.max_seq_length = self.model.spec.max_seq_length
             self.dimension = self.model.spec.dimension
@@ -107,21 +109,21 @@ class Embedder(Embeddings):
             return self._embed(texts, progress)
 
     def _embed(self, texts: Sequence[str], progress: Callable[[int], None] | None) -> np.ndarray:
-        parts = []
-        for i in range(0, len(texts), self.batch_size):
-            batch = list(texts[i : i + self.batch_size])
+        # Longest first across the whole call, so each batch pads to texts of about its own length
+        # (ties by text: the batches, and so the int8 vectors, do not depend on the input order).
+        order = sorted(range(len(texts)), key=lambda i: (-len(texts[i]), texts[i]))
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for i in range(0, len(order), self.batch_size):
+            rows = order[i : i + self.batch_size]
+            batch = [texts[n] for n in rows]
             if self.backend == "torch":
-                parts.append(
-                    self.model.encode(
-                        batch, batch_size=self.batch_size, normalize_embeddings=True,
-                        convert_to_numpy=True, show_progress_bar=False,
-                    )
-                )
+                out[rows] = self.model.encode(batch, batch_size=self.batch_size, normalize_embeddings=True,
+                                              convert_to_numpy=True, show_progress_bar=False)
             else:
-                parts.append(self.model.encode(batch))
+                out[rows] = self.model.encode(batch)
             if progress:
                 progress(len(batch))
-        return np.vstack(parts).astype(np.float32, copy=False)
+        return out
 
     def count_tokens(self, text: str) -> int:
         """Word pieces ``text`` occupies in the model, special tokens included."""

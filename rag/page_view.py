@@ -5,6 +5,8 @@ text passage shown in its surrounding text."""
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,10 @@ QUOTE_FILL = (249, 115, 22, 120)
 CONTEXT_CHARS = 600
 # Fewest consecutive passage words an OCR match needs, so a stray "the" lights up nothing.
 MIN_RUN = 3
+# OCR of a page takes seconds: keep the words of the last few pages viewed (by file, version, page).
+_WORDS: OrderedDict[tuple[object, ...], list[ocr.Word]] = OrderedDict()
+_WORDS_KEPT = 8
+_words_lock = threading.Lock()
 
 
 @dataclass
@@ -136,7 +142,7 @@ def render_pdf_page(path: Path, page: int, passage: str, quote: str = "", *,
         else:
             scale = ocr.render_scale(width, height, max_pixels=limits.max_image_pixels)
             view = _ocr_view(pdf_page.render(scale=scale, grayscale=True).to_pil(), passage, quote,
-                             source=f"{path.name} page {page}", limits=limits)
+                             source=f"{path.name} page {page}", limits=limits, key=(_version(path), page))
         textpage.close()
         pdf_page.close()
     finally:
@@ -157,11 +163,26 @@ def render_image(path: Path, passage: str, quote: str = "", *, limits: LoadLimit
     with Image.open(path) as image:
         ocr.check_pixels(image.width, image.height, source=path.name, max_pixels=limits.max_image_pixels)
         image.load()
-        return _draw(_ocr_view(image.convert("L"), passage, quote, source=path.name, limits=limits))
+        return _draw(_ocr_view(image.convert("L"), passage, quote, source=path.name, limits=limits,
+                               key=(_version(path), None)))
 
 
-def _ocr_view(image: Any, passage: str, quote: str, *, source: str, limits: LoadLimits) -> PageView:
-    words = ocr.read_words(image, source=source, timeout=limits.ocr_seconds_per_page)
+def _version(path: Path) -> tuple[str, int, int]:
+    info = path.stat()
+    return str(path.resolve()), info.st_mtime_ns, info.st_size
+
+
+def _ocr_view(image: Any, passage: str, quote: str, *, source: str, limits: LoadLimits,
+              key: tuple[object, ...]) -> PageView:
+    key = (*key, image.size)
+    with _words_lock:
+        words = _WORDS.get(key)
+    if words is None:
+        words = ocr.read_words(image, source=source, timeout=limits.ocr_seconds_per_page)
+        with _words_lock:
+            _WORDS[key] = words
+            while len(_WORDS) > _WORDS_KEPT:
+                _WORDS.popitem(last=False)
     # Shown at about VIEW_SCALE of a page: scale the OCR-resolution image and its boxes down.
     factor = min(1.0, 1300 / max(image.width, 1))
     shown = image.resize((round(image.width * factor), round(image.height * factor))) if factor < 1 else image

@@ -20,7 +20,7 @@ from rag import journal
 from rag.chroma_client import connection, get_collection, translated
 from rag.chunking import CHUNK_RECIPE
 from rag.config import Settings
-from rag.errors import IndexNotFoundError, StaleIndexError, StoreError
+from rag.errors import IndexNotFoundError, StaleIndexError
 from rag.keyword_index import KeywordIndex
 from rag.manifest import ingest_lock_held
 

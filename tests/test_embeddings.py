@@ -289,3 +289,15 @@ def test_changed_backend_makes_the_index_stale_until_rebuilt(settings, embedder,
     assert Store(onnx_settings).count() == report.chunks_total
     with pytest.raises(StaleIndexError):
         Store(settings)
+
+
+def test_importing_rag_leaves_the_environment_alone():
+    code = ("import os; before = dict(os.environ)\n"
+            "import rag, rag.embeddings, rag.indexer, rag.pipeline, rag.store\n"
+            "print(sorted(set(os.environ.items()) ^ set(before.items())))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_", "TOKENIZERS_"))}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
