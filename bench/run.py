@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         known = {(r["chunks"], r["store"]) for r in reported}
         reported += [r for r in json.loads(extra.read_text(encoding="utf-8")) if (r["chunks"], r["store"]) not in known]
     reported.sort(key=lambda r: (r["chunks"], r["store"]))
+    meta["report_only"] = args.report_only
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     meta["load_end"] = [round(x, 2) for x in os.getloadavg()]
     path = report.write(reported, meta, args.docs)
