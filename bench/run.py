@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                             "commit": git_commit(), "fingerprint": fingerprint(base_env(settings)),
                             "settings": settings,
                             "questions": args.questions, "answers": args.answers, "notes": args.note,
-                            "argv": " ".join(sys.argv[1:] if argv is None else argv)}
+                            "argv": shown_argv(sys.argv[1:] if argv is None else argv)}
     qfile = work / "questions.json"
     work.mkdir(parents=True, exist_ok=True)
     qfile.write_text(json.dumps(questions(args.questions)), encoding="utf-8")
@@ -142,6 +142,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"rows": rows}))
     return 0
+
+
+def shown_argv(argv: list[str]) -> str:
+    """The command line for the report's header, without the --note texts (they are in the report)."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--note":
+            skip = True
+        elif not arg.startswith("--note="):
+            kept.append(arg)
+    return " ".join(kept) + (" --note ..." if len(kept) < len(argv) else "")
 
 
 def _round(value: Any) -> Any:
