@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                             "commit": git_commit(), "fingerprint": fingerprint(base_env(settings)),
                             "settings": settings,
                             "questions": args.questions, "answers": args.answers, "notes": args.note,
-                            "argv": " ".join(sys.argv[1:] if argv is None else argv)}
+                            "argv": shown_argv(sys.argv[1:] if argv is None else argv)}
     qfile = work / "questions.json"
     work.mkdir(parents=True, exist_ok=True)
     qfile.write_text(json.dumps(questions(args.questions)), encoding="utf-8")
@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         known = {(r["chunks"], r["store"]) for r in reported}
         reported += [r for r in json.loads(extra.read_text(encoding="utf-8")) if (r["chunks"], r["store"]) not in known]
     reported.sort(key=lambda r: (r["chunks"], r["store"]))
+    meta["report_only"] = args.report_only
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     meta["load_end"] = [round(x, 2) for x in os.getloadavg()]
     path = report.write(reported, meta, args.docs)
@@ -141,6 +142,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"rows": rows}))
     return 0
+
+
+def shown_argv(argv: list[str]) -> str:
+    """The command line for the report's header, without the --note texts (they are in the report)."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--note":
+            skip = True
+        elif not arg.startswith("--note="):
+            kept.append(arg)
+    return " ".join(kept) + (" --note ..." if len(kept) < len(argv) else "")
 
 
 def _round(value: Any) -> Any:

@@ -101,16 +101,22 @@ def store_env(store: str, data: Path, corpus: Path, server_path: Path,
         yield base_env(settings, chroma_url=server.url), server
 
 
-def first_ingest(env: dict[str, str], work: Path, vectors: Path | None, *, standin: bool = False) -> dict[str, Any]:
+def first_ingest(env: dict[str, str], corpus: Path, staging: Path, vectors: Path | None, *,
+                 standin: bool = False) -> dict[str, Any]:
     """Set the index up on a one-file corpus (model export, collection), then time the real first ingest.
 
     With ``vectors``, the real ingest runs under bench/cached_embed.py: passages embedded by an
     earlier run come from that cache.
     """
-    warm = work / "warm-corpus"
-    warm.mkdir(parents=True, exist_ok=True)
-    (warm / "warm.txt").write_text("A short note so that the index exists before the timing.\n", encoding="utf-8")
-    setup, _ = ingest(env, "--corpus", str(warm))
+    # The index is bound to its corpus folder: the folder holds one small file for the set-up,
+    # then the real documents are moved in (renames, not copies) and the small file goes.
+    corpus.mkdir(parents=True, exist_ok=True)
+    warm = corpus / "warm.txt"
+    warm.write_text("A short note so that the index exists before the timing.\n", encoding="utf-8")
+    setup, _ = ingest(env)
+    for item in staging.iterdir():
+        item.rename(corpus / item.name)
+    warm.unlink()
     wrapper = ["bench/cached_embed.py", str(vectors)] if vectors else []
     done = run([PYTHON, *wrapper, "ingest.py", "--json"], env={**env, "BENCH_STANDIN_VECTORS": str(int(standin))}
                ).check("the first ingest")
@@ -131,14 +137,15 @@ def measure_row(chunks: int, store: str, corpus_base: Path, opts: Options, qfile
     work = opts.work / f"{chunks}-{store}"
     shutil.rmtree(work, ignore_errors=True)
     corpus, data, server_path = work / "corpus", work / "data", work / "chroma-server"
-    shutil.copytree(corpus_base, corpus)
+    shutil.copytree(corpus_base, work / "staging")
     cached = opts.cache_mode != "off" and chunks >= opts.cache_min_chunks
     if cached and opts.cache_mode == "refresh":
         shutil.rmtree(opts.cache / "vectors", ignore_errors=True)
     row: dict[str, Any] = {"chunks": chunks, "store": store, **shape}
     with store_env(store, data, corpus, server_path, opts.settings) as (env, _):
         logger.info("%s %d: first ingest%s", store, chunks, " (vector cache)" if cached else "")
-        row.update(first_ingest(env, work, opts.cache / "vectors" if cached else None, standin=opts.standin))
+        row.update(first_ingest(env, corpus, work / "staging", opts.cache / "vectors" if cached else None,
+                                standin=opts.standin))
         row["embeddings_cached"] = row["vectors_from_cache"] + row["vectors_standin"] > 0
         record = opts.cache / f"record-{chunks}-{store}-seed{opts.seed}.json"
         if cached and not row["embeddings_cached"]:  # every vector computed: a real first ingest
