@@ -69,7 +69,7 @@ def test_uncited_supported_claim_gets_its_passage(seeded: Settings, scripted: Sc
 
 def test_answer_with_nothing_citable_is_a_refusal(seeded: Settings, scripted: ScriptedBackend) -> None:
     scripted.script("Bananas are the main export of Ecuador and grow in tropical climates.")
-    answer = ask(QUESTION, settings=seeded, backend="scripted")
+    answer = ask(QUESTION, settings=seeded.with_updates(**{"answer.fallback": False}), backend="scripted")
     assert answer.refused and not answer.citations and answer.closest
     assert answer.sentences and answer.sentences[0].supported is False
 

@@ -74,7 +74,7 @@ def test_judge_accepts_a_paraphrased_question_and_refuses_an_off_corpus_one(loca
 
 
 def test_local_backend_answers_with_checked_citations(local: Settings) -> None:
-    answer = ask(PARAPHRASED, settings=local)
+    answer = ask(PARAPHRASED, settings=local.with_updates(**{"answer.fallback": False}))  # the writer itself
     assert answer.backend == "local" and not answer.refused, answer.text
     assert answer.citations and all(c.passage.source == SEED.name for c in answer.citations)
     assert any(c.supported for c in answer.citations)
