@@ -144,10 +144,17 @@ def test_a_conversation_survives_a_restart_and_can_be_continued_and_deleted(
 
         follow_up = page.ask("Who wrote it?")
         assert "Chris Bramall" in follow_up.inner_text(), "the reopened conversation is the follow-up's context"
-        saved = list((again.data_dir / "conversations").glob("*.json"))
-        assert len(saved) == 1
-        assert [t["question"] for t in json.loads(saved[0].read_text(encoding="utf-8"))["turns"]] == [
-            "Which book argues that moving labour out of agriculture caused the collapse?", "Who wrote it?"]
+        # The turn is saved by an event chained after the answer is shown: wait for it to land.
+        expected = ["Which book argues that moving labour out of agriculture caused the collapse?", "Who wrote it?"]
+        questions: list[str] = []
+        for _ in range(120):
+            saved = list((again.data_dir / "conversations").glob("*.json"))
+            assert len(saved) == 1
+            questions = [t["question"] for t in json.loads(saved[0].read_text(encoding="utf-8"))["turns"]]
+            if questions == expected:
+                break
+            page.page.wait_for_timeout(250)
+        assert questions == expected
 
         page.page.once("dialog", lambda dialog: dialog.accept())
         page.page.click("#fn-history-delete")
