@@ -133,9 +133,11 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
                     threshold=settings.answer.support_threshold)
     timings["check_s"] = time.perf_counter() - mark
     timings["total_s"] = time.perf_counter() - started
-    if not checked.citations and settings.answer.fallback and writer.name != "extractive":
-        # The judge found the question answerable; a writer that declines or cites nothing should
-        # not turn that into a refusal: show the passages' own best sentences instead, and say so.
+    if (settings.answer.fallback and writer.name != "extractive"
+            and not any(c.supported for c in checked.citations)):
+        # The judge found the question answerable; a writer that declines, cites nothing or writes
+        # nothing its passages support should not decide the answer: show the passages' own best
+        # sentences instead, and say so.
         quotes = "".join(get_backend(settings, embedder=embedder, name="extractive").generate(
             standalone, found.passages))
         quoted = check(quotes, found.passages, checker=support_checker(settings, embedder),
@@ -146,7 +148,7 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
                          sentences=quoted.sentences, backend="extractive", standalone_question=standalone,
                          timings=timings, judgement=describe(verdict),
                          fallback=(f"the {writer.name} backend " + ("declined" if _declined(checked.text) else
-                                   "wrote nothing that could be tied to a passage")
+                                   "wrote nothing its passages support")
                                    + "; these are the passages' own sentences"))
             return
     if not checked.citations:

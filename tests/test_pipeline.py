@@ -117,7 +117,9 @@ def test_writer_saying_something_uncitable_keeps_its_words_in_the_refusal(seeded
 
 
 @pytest.mark.parametrize(("reply", "said"), [("The documents do not answer this question.", "declined"),
-                                             ("I do not know much about that, sorry.", "wrote nothing")])
+                                             ("I do not know much about that, sorry.", "wrote nothing"),
+                                             ("The book was written by John Smith at Oxford in 1972 [1].",
+                                              "wrote nothing")])
 def test_writer_failing_an_answerable_question_falls_back_to_quotes(seeded: Settings, scripted: ScriptedBackend,
                                                                    reply: str, said: str) -> None:
     scripted.script(reply)
