@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.config import Settings
-from rag.errors import ConfigError
+from rag.errors import ConfigError, StaleIndexError
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,11 @@ def prepare_index(settings: Settings, *, corpus: Path | None = None, documents: 
     # A Chroma server names collections by fingerprint alone: evaluating there would mix the
     # evaluation corpus into the user's collection, so evaluation indexes are always local.
     prepared = settings.with_updates(data_dir=str(folder), corpus_dir=str(corpus_dir), chroma_url="")
-    report = Indexer(prepared, progress=progress).sync()
+    try:
+        report = Indexer(prepared, progress=progress).sync()
+    except StaleIndexError:
+        # Evaluation indexes are derived and private: rebuild one made by older settings or code.
+        report = Indexer(prepared, progress=progress).sync(rebuild=True)
     for source, message in report.failed:
         logger.warning("evaluation corpus: %s not indexed: %s", source, message)
     if report.chunks_total == 0:
