@@ -10,14 +10,13 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from rag.config import Settings, build_settings
+from rag.config import Settings, build_settings, offline_environment
 from rag.errors import FootnoteError, InputError
 from rag.export import FORMATS, export
 
@@ -89,10 +88,7 @@ def prepare_process() -> None:
 
     Set before the libraries are imported, since they read these once; a user's own value wins.
     """
-    from rag.embeddings import offline_environment
-
     offline_environment()
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
 def setup_logging(settings: Settings, verbose: int = 0) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import hashlib
 import ipaddress
 from pathlib import Path
@@ -208,3 +210,22 @@ def build_settings(**overrides: object) -> Settings:
 def get_settings() -> Settings:
     """Settings from the environment alone."""
     return build_settings()
+
+
+# Nothing may download weights at run time, and tokenizers must not fork worker threads behind
+# the app's back; set before transformers is first imported (see ``offline_environment``).
+OFFLINE_ENVIRONMENT = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+                       "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def offline_environment() -> None:
+    """Set the variables that keep Hugging Face libraries and Gradio offline and quiet.
+
+    Entry points call it at start; the model loaders call it again before importing transformers,
+    so ``import rag`` alone changes nothing in the host process's environment.
+    """
+    # Never overridden, whatever the shell says: no weights downloaded, no analytics sent.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    for name, value in OFFLINE_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)

@@ -6,7 +6,6 @@ import copy
 import functools
 import importlib.util
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -16,30 +15,13 @@ from typing import Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from rag.config import BUNDLED_MODEL
+from rag.config import BUNDLED_MODEL, offline_environment
 from rag.errors import ConfigError
 from rag import onnx_export
 from rag.onnx_model import ONNX_FILE, load_tokenizer, read_spec
 
-__all__ = ["BACKENDS", "ONNX_FILE", "Embedder", "get_embedder", "load_tokenizer", "offline_environment",
+__all__ = ["BACKENDS", "ONNX_FILE", "Embedder", "get_embedder", "load_tokenizer",
            "read_spec", "resolve_model_path"]
-
-# Nothing may download weights at run time, and tokenizers must not fork worker threads behind
-# the app's back; set before transformers is first imported (see ``offline_environment``).
-OFFLINE_ENVIRONMENT = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-                       "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TOKENIZERS_PARALLELISM": "false"}
-
-
-def offline_environment() -> None:
-    """Set the variables that keep Hugging Face libraries offline and quiet (unless already set).
-
-    Entry points call it at start; the model loaders call it again before importing transformers,
-    so ``import rag`` alone changes nothing in the host process's environment.
-    """
-    os.environ["HF_HUB_OFFLINE"] = "1"  # never overridden: no download, whatever the shell says
-    for name, value in OFFLINE_ENVIRONMENT.items():
-        os.environ.setdefault(name, value)
-
 
 logger = logging.getLogger(__name__)
 

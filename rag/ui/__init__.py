@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
+from rag.config import offline_environment
 
-# Before gradio is imported: it reads this once, and the app must not phone home.
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+# Before gradio is imported: it reads these once, and the app must not phone home.
+offline_environment()
 
 from rag.ui.app import build_app, launch_options, serve, theme  # noqa: E402
 from rag.ui.chat import save_feedback  # noqa: E402
