@@ -1,6 +1,6 @@
 """The command line: one tree (ingest, ask, chat, eval, serve) behind `python -m rag`, `ingest.py` and `app.py`.
 
-Every flag is declared once in ``FLAGS``; a command lists the flags it takes. Commands parse,
+Every flag is declared once in ``rag.flags``; a command lists the flags it takes. Commands parse,
 call the library, print, and turn a ``FootnoteError`` into one ``error:`` line and exit status 1.
 """
 
@@ -16,71 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from rag.config import Settings, build_settings, offline_environment
+from rag.config import Settings, offline_environment
 from rag.errors import FootnoteError, InputError
 from rag.export import FORMATS, export
+from rag.flags import ANSWER_FLAGS, INDEX_FLAGS, OUTPUT_FLAGS, add_flags, settings_from
 
 logger = logging.getLogger(__name__)
 
 EVAL_OUT = Path("evals/out")
-
-
-Flag = tuple[tuple[str, ...], str | None, str, dict[str, Any]]
-
-
-def _flags() -> dict[str, Flag]:
-    """Every flag once: name -> (options, the settings key it overrides, help, argparse keywords).
-
-    Built on use, so the backend choices include backends registered after import.
-    """
-    from rag.answer import backend_names
-
-    on_off, backends = argparse.BooleanOptionalAction, ["auto", *backend_names()]
-    rows: list[Flag] = [
-        (("--corpus",), "corpus_dir", "corpus folder (FOOTNOTE_CORPUS_DIR)", {"metavar": "DIR"}),
-        (("--data-dir",), "data_dir", "index folder (FOOTNOTE_DATA_DIR)", {"metavar": "DIR"}),
-        (("--chroma-url",), "chroma_url", "Chroma server http://HOST:PORT", {"metavar": "URL"}),
-        (("--embedding-model",), "embedding_model", "sentence-transformers model or path", {"metavar": "NAME"}),
-        (("--max-file-mb",), "max_file_mb", "largest file ingested", {"type": float, "metavar": "MB"}),
-        (("--k",), "retrieval.top_k", "passages retrieved per question (FOOTNOTE_RETRIEVAL__TOP_K)",
-         {"type": int, "metavar": "N"}),
-        (("--backend",), "answer.backend", f"answer backend: {', '.join(backends)} (FOOTNOTE_ANSWER__BACKEND)",
-         {"choices": backends, "metavar": "NAME"}),
-        (("--model",), "answer.model", "LLM model name (FOOTNOTE_ANSWER__MODEL)", {}),
-        (("--base-url",), "answer.base_url", "LLM server URL (FOOTNOTE_ANSWER__BASE_URL)", {}),
-        (("--hybrid",), "retrieval.hybrid", "fuse keyword and dense search (default on)", {"action": on_off}),
-        (("--mmr",), "retrieval.mmr", "diversify passages with maximal marginal relevance", {"action": on_off}),
-        (("--host",), "ui.host", "interface to listen on (FOOTNOTE_UI__HOST, default 127.0.0.1)", {}),
-        (("--port",), "ui.port", "port (FOOTNOTE_UI__PORT, default 7860)", {"type": int}),
-        (("--auth",), "ui.auth", "require this login (FOOTNOTE_UI__AUTH)", {"metavar": "USER:PASS"}),
-        (("-v", "--verbose"), None, "more log output (-vv for debug)", {"action": "count"}),
-        (("-q", "--quiet"), None, "no progress bars or tables", {"action": "store_true"}),
-        (("--json",), None, "print one JSON object", {"action": "store_true"}),
-    ]
-    return {row[0][-1].lstrip("-").replace("-", "_"): row for row in rows}
-
-
-INDEX_FLAGS = ("corpus", "data_dir", "chroma_url", "embedding_model", "max_file_mb")
-ANSWER_FLAGS = ("k", "backend", "model", "base_url", "hybrid", "mmr")
-OUTPUT_FLAGS = ("verbose", "quiet", "json")
-
-
-def add_flags(parser: argparse.ArgumentParser, names: Sequence[str], *, suppress: bool = False) -> None:
-    """Add the named flags to ``parser``; ``suppress`` leaves unset flags out of the namespace
-    (so a subcommand repeating a flag does not reset the value given before it)."""
-    flags = _flags()
-    for name in names:
-        options, _, help_text, kwargs = flags[name]
-        extra: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
-        parser.add_argument(*options, dest=name, help=help_text, **kwargs, **extra)
-
-
-def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
-    """Settings from the environment and .env, with the flags given on the command line applied."""
-    changes = {key: getattr(args, name, None) for name, (_, key, _, _) in _flags().items() if key}
-    changes = {k: v for k, v in {**changes, **extra}.items() if v is not None}
-    settings = build_settings()
-    return settings.with_updates(**changes) if changes else settings
 
 
 def prepare_process() -> None:
@@ -126,9 +69,12 @@ def _define_ingest(parser: argparse.ArgumentParser) -> None:
         add_flags(action, (*INDEX_FLAGS, *OUTPUT_FLAGS), suppress=True)
         if name == "add":
             action.add_argument("items", nargs="+", metavar="PATH_OR_URL")
+            add_flags(action, ("collection",))
             action.add_argument("--allow-private-urls", dest="allow_private_urls", action="store_true",
                                 default=None,
                                 help="let URLs reach loopback and private networks (FOOTNOTE_ALLOW_PRIVATE_URLS)")
+        elif name == "list":
+            add_flags(action, ("collection",))
         elif name == "remove":
             action.add_argument("sources", nargs="+", metavar="SOURCE")
 
@@ -142,6 +88,12 @@ def _ingest(args: argparse.Namespace) -> int:
     if args.action == "list":
         listing = Indexer(settings)
         entries, failures = listing.documents(), listing.failures()
+        if getattr(args, "collection", None):
+            from rag.corpus import collection_of
+
+            wanted = set(args.collection)
+            entries = [e for e in entries if collection_of(e.source) in wanted]
+            failures = {s: r for s, r in failures.items() if collection_of(s) in wanted}
         if as_json:
             print(json.dumps(console.document_dicts(entries, failures), ensure_ascii=False))
         else:
@@ -151,7 +103,7 @@ def _ingest(args: argparse.Namespace) -> int:
     with progress or contextlib.nullcontext():
         indexer = Indexer(settings, progress=progress)
         if args.action == "add":
-            report = indexer.add(args.items)
+            report = indexer.add(args.items, collection=_one_collection(args))
         elif args.action == "remove":
             report = indexer.remove(args.sources)
         else:
@@ -165,6 +117,13 @@ def _ingest(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _one_collection(args: argparse.Namespace) -> str | None:
+    names = getattr(args, "collection", None) or []
+    if len(set(names)) > 1:
+        raise InputError("A file goes into one collection: give --collection once.")
+    return names[0] if names else None
+
+
 # ---------------------------------------------------------------------------- ask / chat
 def _define_ask(parser: argparse.ArgumentParser) -> None:
     parser.description = "Answer one question with citations."
@@ -176,7 +135,7 @@ def _define_ask(parser: argparse.ArgumentParser) -> None:
 
 def _define_chat(parser: argparse.ArgumentParser) -> None:
     parser.description = parser.description or "Chat about your documents, several turns, streamed."
-    add_flags(parser, (*INDEX_FLAGS, *ANSWER_FLAGS, *OUTPUT_FLAGS))
+    add_flags(parser, (*INDEX_FLAGS, *ANSWER_FLAGS, *OUTPUT_FLAGS, "collection"))
     parser.add_argument("--source", action="append", metavar="S", help="only search this source (repeatable)")
 
 
@@ -184,7 +143,7 @@ def _ask(args: argparse.Namespace) -> int:
     from rag import console
     from rag.pipeline import ask
 
-    answer = ask(args.question, settings=_start(args), sources=args.source)
+    answer = ask(args.question, settings=_start(args), sources=args.source, collections=args.collection)
     if args.export:
         print(export([answer], args.export), end="")
     elif args.json:
@@ -196,10 +155,11 @@ def _ask(args: argparse.Namespace) -> int:
 
 def _chat(args: argparse.Namespace) -> int:
     from rag import console
-    from rag.pipeline import stream
+    from rag.pipeline import scope, stream
     from rag.types import Answer
 
     settings = _start(args)
+    scope(settings, sources=args.source, collections=args.collection)  # an unknown name stops here
     history: list[tuple[str, str]] = []
     print("Footnote chat. Ask about your documents; an empty line or Ctrl-D quits.", file=sys.stderr)
     while True:
@@ -212,7 +172,8 @@ def _chat(args: argparse.Namespace) -> int:
             return 0
         shown, final = 0, None
         try:
-            for piece in stream(question, history, settings=settings, sources=args.source):
+            for piece in stream(question, history, settings=settings, sources=args.source,
+                                collections=args.collection):
                 if isinstance(piece, Answer):
                     final = piece
                 else:
@@ -243,7 +204,7 @@ def _define_eval(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", dest="eval_corpus", type=Path, metavar="DIR",
                         help="index these documents into their own evaluation index (default: the dataset's "
                              "own documents for SQuAD, else the configured index)")
-    add_flags(parser, ("data_dir", *ANSWER_FLAGS, *OUTPUT_FLAGS))
+    add_flags(parser, ("data_dir", *ANSWER_FLAGS, *OUTPUT_FLAGS, "collection"))
     parser.add_argument("--split", metavar="NAME", help="only this split of the dataset (calibration, "
                         "heldout); rows without a split belong to every split")
     parser.add_argument("--limit", type=int, metavar="N", help="only the first N questions")
@@ -274,10 +235,12 @@ def _eval(args: argparse.Namespace) -> int:
     judge = make_judge(base, url=args.judge_url, model=args.judge_model)
     show = not args.quiet and sys.stderr.isatty()
     reports = compare(items, base, args.compare, corpus=args.eval_corpus, documents=dataset.documents,
-                      judge=judge, bar=lambda label: console.QuestionBar(label, enabled=show))
+                      judge=judge, bar=lambda label: console.QuestionBar(label, enabled=show),
+                      collections=args.collection)
     out = args.out or EVAL_OUT / datetime.now().strftime("%Y%m%d-%H%M%S")
     paths = write_report(reports, out, dataset=str(args.dataset), split=args.split or "")
     title = f"{dataset.name}{f' ({args.split} split)' if args.split else ''}: {len(items)} questions"
+    title += f" in {', '.join(args.collection)}" if args.collection else ""
     console.print_eval(reports, paths, title=title, as_json=args.json, quiet=args.quiet)
     if thresholds is None:
         return 0

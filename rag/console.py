@@ -11,10 +11,13 @@ from rag.types import Answer
 
 def document_dicts(entries: list[Any], failures: dict[str, str]) -> list[dict[str, Any]]:
     """The JSON shape of `ingest.py list --json`: one object per document, failed files included."""
-    rows = [{"source": e.source, "title": e.title, "type": e.type, "chunks": e.chunks, "added": e.added,
-             "updated": e.updated, "authors": e.authors, "url": e.url} for e in entries]
-    rows += [{"source": s, "title": "", "type": "", "chunks": 0, "added": "", "updated": "",
-              "authors": "", "url": "", "error": reason} for s, reason in failures.items()]
+    from rag.corpus import collection_of
+
+    rows = [{"source": e.source, "collection": collection_of(e.source), "title": e.title, "type": e.type,
+             "chunks": e.chunks, "added": e.added, "updated": e.updated, "authors": e.authors, "url": e.url}
+            for e in entries]
+    rows += [{"source": s, "collection": collection_of(s), "title": "", "type": "", "chunks": 0, "added": "",
+              "updated": "", "authors": "", "url": "", "error": reason} for s, reason in failures.items()]
     return rows
 
 
@@ -23,11 +26,14 @@ def print_documents(entries: list[Any], failures: dict[str, str]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from rag.corpus import collection_of
+
     table = Table(title=f"{len(entries)} documents indexed")
-    for column in ("source", "title", "type", "chunks", "added"):
+    for column in ("source", "collection", "title", "type", "chunks", "added"):
         table.add_column(column, justify="right" if column == "chunks" else "left", overflow="fold")
     for e in entries:
-        table.add_row(e.source, e.title, e.type, str(e.chunks), e.added[:19].replace("T", " "))
+        table.add_row(e.source, collection_of(e.source), e.title, e.type, str(e.chunks),
+                      e.added[:19].replace("T", " "))
     Console(markup=False, highlight=False).print(table)
     if failures:
         failed = Table(title=f"{len(failures)} files not indexed (fix them, or `ingest.py remove SOURCE`)")

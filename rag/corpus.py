@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from rag.errors import IngestError, UnsupportedFileError
+from rag.errors import IngestError, InputError, UnsupportedFileError
 from rag.fetch import fetch
 from rag.limits import over_limit
 from rag.loaders import SUPPORTED_SUFFIXES, decode_text, html_to_text
@@ -27,6 +27,9 @@ MAX_NAME = 120
 # File systems cap a name at 255 bytes, not characters: 120 emoji are 480 bytes.
 MAX_NAME_BYTES = 200
 WEB_FOLDER = "web"
+# Files directly in the corpus folder (and fetched pages in its web/ folder) belong to this collection.
+MAIN_COLLECTION = "main"
+MAX_COLLECTION_NAME = 64
 TEXT_CONTENT_TYPES = {"text/html": ".html", "application/xhtml+xml": ".html", "text/plain": ".txt",
                       "text/markdown": ".md", "application/pdf": ".pdf"}
 
@@ -52,6 +55,44 @@ def source_of(path: Path, corpus_dir: Path) -> str:
     """
     where = path.parent.resolve() / path.name if path.name not in {"", ".", ".."} else path.resolve()
     return where.relative_to(corpus_dir.resolve()).as_posix()
+
+
+def collection_of(source: str) -> str:
+    """The collection a source belongs to: the corpus sub-folder it sits in, else ``main``.
+
+    Every collection keeps fetched web pages in its own ``web/`` folder, so the top-level
+    ``web/`` folder is the main collection's.
+    """
+    folder, slash, _ = source.partition("/")
+    return folder if slash and folder != WEB_FOLDER else MAIN_COLLECTION
+
+
+def collection_folder(name: str, corpus_dir: Path) -> Path:
+    """Where a collection's files live: a folder of that name under the corpus (``main``: the corpus).
+
+    Raises:
+        InputError: the name could not be a folder name, or is ``web`` (reserved for fetched pages).
+    """
+    name = check_collection(name)
+    return corpus_dir if name == MAIN_COLLECTION else corpus_dir / name
+
+
+def check_collection(name: str) -> str:
+    """``name`` stripped, once it is a usable collection name (it becomes a folder name).
+
+    Raises:
+        InputError: empty, too long, a reserved name, or holding characters a folder name cannot.
+    """
+    name = unicodedata.normalize("NFC", (name or "").strip())
+    if not name:
+        raise InputError("The collection name is empty. Name it, e.g. --collection papers.")
+    if name == WEB_FOLDER:
+        raise InputError(f"'{WEB_FOLDER}' is reserved for fetched web pages; choose another collection name.")
+    if UNSAFE_CHARS.search(name) or name.startswith(".") or len(name) > MAX_COLLECTION_NAME:
+        raise InputError(
+            f"{name[:80]!r} cannot be a collection name: use up to {MAX_COLLECTION_NAME} "
+            "letters, digits, spaces, dashes or underscores, not starting with a dot, and no / \\ : * ? \" < > |.")
+    return name
 
 
 def check_inside(path: Path, corpus_dir: Path, *, source: str) -> None:
@@ -149,8 +190,9 @@ def copy_in(path: Path, corpus_dir: Path, *, name: str | None = None, max_bytes:
 
 def fetch_url(url: str, corpus_dir: Path, *, timeout: float, max_bytes: int, allow_private: bool = False,
               allowed_networks: Sequence[str] = ()) -> Path:
-    """Fetch a web page once (through ``rag.fetch``) and save it into ``corpus_dir/web`` with its
-    URL and fetch date.
+    """Fetch a web page once (through ``rag.fetch``) and save it into ``corpus_dir/web`` (a
+    collection's folder in place of ``corpus_dir`` keeps it in that collection) with its URL and
+    fetch date.
 
     HTML is reduced to its main text and saved as Markdown with front matter; plain text and
     PDF are saved as they are. ``allow_private`` and ``allowed_networks`` are ``rag.fetch.fetch``'s.

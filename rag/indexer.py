@@ -154,8 +154,9 @@ class Indexer:
         report.chunks_total = store.count()
         return report
 
-    def add(self, items: list[str], *, paths: bool = True) -> IngestReport:
-        """Copy files (or fetch URLs) into the corpus, then index just those.
+    def add(self, items: list[str], *, paths: bool = True, collection: str | None = None) -> IngestReport:
+        """Copy files (or fetch URLs) into the corpus (``collection``'s folder when named), then
+        index just those.
 
         With ``paths=False`` (the app's URL box) only http(s) URLs are accepted and no local path
         is ever read. A file that cannot be indexed is taken out of the corpus again (unless
@@ -164,13 +165,14 @@ class Indexer:
         started = time.perf_counter()
         report = IngestReport()
         corpus_dir = self.settings.corpus_dir
+        folder = corpus.collection_folder(collection, corpus_dir) if collection else corpus_dir
         # Copies happen under the lock too, so a half-copied file is always a dead writer's leftover.
         with ingest_lock(self.settings.data_dir, timeout=self.settings.lock_timeout):
             before = set(corpus.scan(corpus_dir)) if corpus_dir.is_dir() else set()
             landed: list[Path] = []
             for item in items:
                 try:
-                    landed.append(self._land(item, paths=paths))
+                    landed.append(self._land(item, folder, paths=paths))
                 except IngestError as exc:
                     logger.info("not added: %s", exc)
                     report.failed.append((item, str(exc)))
@@ -190,11 +192,10 @@ class Indexer:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _land(self, item: str, *, paths: bool) -> Path:
-        corpus_dir = self.settings.corpus_dir
+    def _land(self, item: str, folder: Path, *, paths: bool) -> Path:
         if item.lower().startswith(("http://", "https://")):
             return corpus.fetch_url(
-                item, corpus_dir, timeout=self.settings.fetch_timeout, max_bytes=self.max_bytes,
+                item, folder, timeout=self.settings.fetch_timeout, max_bytes=self.max_bytes,
                 allow_private=self.settings.allow_private_urls,
                 allowed_networks=self.settings.allowed_url_networks)
         if not paths:
@@ -203,7 +204,7 @@ class Indexer:
         path = Path(item)
         if not path.is_file():
             raise IngestError(f"{item}: no such file.")
-        return corpus.copy_in(path, corpus_dir, max_bytes=self.max_bytes)
+        return corpus.copy_in(path, folder, max_bytes=self.max_bytes)
 
     def remove(self, sources: list[str]) -> IngestReport:
         """Delete documents from the index and their files from the corpus.

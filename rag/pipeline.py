@@ -5,12 +5,14 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 
 from rag.answer import get_backend
 from rag.answer.prompt import LOCAL_REFUSAL
 from rag.citations import check
 from rag.config import Settings, get_settings
+from rag.corpus import check_collection, collection_of
 from rag.embeddings import Embedder, get_embedder
 from rag.errors import IndexNotFoundError, InputError
 from rag.indexer import Indexer, IngestReport, Progress
@@ -33,10 +35,12 @@ def ingest(settings: Settings | None = None, *, rebuild: bool = False,
     return Indexer(settings, progress=progress, embedder=embedder_for(settings)).sync(rebuild=rebuild)
 
 
-def add(items: Sequence[str], *, settings: Settings, paths: bool = True,
+def add(items: Sequence[str], *, settings: Settings, paths: bool = True, collection: str | None = None,
         progress: Progress | None = None) -> IngestReport:
-    """Copy files (or fetch http(s) URLs) into the corpus and index them (``Indexer.add``)."""
-    return Indexer(settings, progress=progress, embedder=embedder_for(settings)).add(list(items), paths=paths)
+    """Copy files (or fetch http(s) URLs) into the corpus, into ``collection`` when named, and
+    index them (``Indexer.add``)."""
+    return Indexer(settings, progress=progress, embedder=embedder_for(settings)).add(
+        list(items), paths=paths, collection=collection)
 
 
 def remove(sources: Sequence[str], *, settings: Settings) -> IngestReport:
@@ -52,6 +56,33 @@ def documents(settings: Settings) -> list[Entry]:
 def failures(settings: Settings) -> dict[str, str]:
     """Corpus files that could not be indexed, by source, with the reason."""
     return Indexer(settings).failures()
+
+
+def collections(settings: Settings) -> dict[str, int]:
+    """Every collection that holds indexed documents, with how many, by name."""
+    return dict(sorted(Counter(collection_of(e.source) for e in documents(settings)).items()))
+
+
+def scope(settings: Settings, *, sources: Sequence[str] | None = None,
+          collections: Sequence[str] | None = None) -> list[str] | None:
+    """The sources a question may search: ``sources``, limited to the documents of
+    ``collections`` when named; ``None`` means every document.
+
+    Raises:
+        InputError: a collection name is unusable or unknown, or nothing is left to search.
+    """
+    if not collections:
+        return list(sources) if sources else None
+    names = {check_collection(name) for name in collections}
+    entries = documents(settings)
+    known = {collection_of(e.source) for e in entries}
+    if unknown := sorted(names - known):
+        raise InputError(f"No indexed documents in the collection{'s' * (len(unknown) > 1)} "
+                         f"{', '.join(unknown)}. Collections: {', '.join(sorted(known)) or 'none yet'}.")
+    wanted = [e.source for e in entries if collection_of(e.source) in names and (not sources or e.source in sources)]
+    if not wanted:
+        raise InputError(f"None of the sources named is in the collection(s) {', '.join(sorted(names))}.")
+    return wanted
 
 
 def check_question(question: str, *, settings: Settings) -> str:
@@ -75,11 +106,12 @@ def check_question(question: str, *, settings: Settings) -> str:
 
 def ask(question: str, history: History | None = None, *, settings: Settings | None = None,
         k: int | None = None, backend: str | None = None, sources: Sequence[str] | None = None,
-        hybrid: bool | None = None, mmr: bool | None = None, retrieval: Retrieval | None = None) -> Answer:
+        collections: Sequence[str] | None = None, hybrid: bool | None = None, mmr: bool | None = None,
+        retrieval: Retrieval | None = None) -> Answer:
     """Answer ``question`` from the corpus with checked citations (keywords override settings)."""
     answer = None
     for piece in stream(question, history, settings=settings, k=k, backend=backend, sources=sources,
-                        hybrid=hybrid, mmr=mmr, retrieval=retrieval):
+                        collections=collections, hybrid=hybrid, mmr=mmr, retrieval=retrieval):
         if isinstance(piece, Answer):
             answer = piece
     assert answer is not None
@@ -88,18 +120,22 @@ def ask(question: str, history: History | None = None, *, settings: Settings | N
 
 def stream(question: str, history: History | None = None, *, settings: Settings | None = None,
            k: int | None = None, backend: str | None = None, sources: Sequence[str] | None = None,
-           hybrid: bool | None = None, mmr: bool | None = None,
+           collections: Sequence[str] | None = None, hybrid: bool | None = None, mmr: bool | None = None,
            retrieval: Retrieval | None = None) -> Iterator[str | Answer]:
     """Yield the answer text as it grows (whole text so far), then the final, checked ``Answer``.
 
+    Only ``sources`` and the documents of ``collections`` are searched when given (see ``scope``).
     ``retrieval``, when given, is used instead of retrieving (the evaluation scores the same
     passages the answer was written from).
 
     Raises:
-        InputError: the question is empty or too long (see ``check_question``).
+        InputError: the question is empty or too long (see ``check_question``), or the
+            collections name nothing to search (see ``scope``).
     """
     settings = settings or get_settings()
     question = check_question(question, settings=settings)
+    if retrieval is None:
+        sources = scope(settings, sources=sources, collections=collections)
     timings: dict[str, float] = {}
     started = time.perf_counter()
     embedder = embedder_for(settings)

@@ -1,5 +1,5 @@
-"""The app's named API endpoints: `/ask`, and the documents actions `/documents`, `/add_file`,
-`/add_url` and `/remove`, each returning JSON and raising ``gr.Error`` with a user's message."""
+"""The app's named API endpoints: `/ask`, `/collections`, and the documents actions `/documents`,
+`/add_file`, `/add_url` and `/remove`, each returning JSON and raising ``gr.Error`` with a user's message."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from gradio import FileData
 
 from rag import pipeline
 from rag.config import Settings
+from rag.corpus import collection_of
 from rag.errors import FootnoteError
 from rag.indexer import IngestReport, Progress
 
@@ -26,10 +27,11 @@ def document_list(settings: Settings) -> dict[str, Any]:
     """
     return {
         "documents": [
-            {"source": e.source, "title": e.title, "type": e.type, "chunks": e.chunks, "added": e.added}
+            {"source": e.source, "collection": collection_of(e.source), "title": e.title, "type": e.type,
+             "chunks": e.chunks, "added": e.added}
             for e in pipeline.documents(settings)
         ],
-        "failed": [{"source": source, "reason": reason}
+        "failed": [{"source": source, "collection": collection_of(source), "reason": reason}
                    for source, reason in sorted(pipeline.failures(settings).items())],
     }
 
@@ -55,11 +57,19 @@ def register(settings: Settings, *, max_upload_bytes: int) -> None:
     # Index writes run one at a time, in the same queue as the Documents tab's own.
     index: dict[str, Any] = {"concurrency_id": "index", "concurrency_limit": 1}
 
-    def ask(question: str) -> dict[str, Any]:
-        """Answer a question from the documents; returns the JSON of `python -m rag ask --json`."""
+    def ask(question: str, collections: list[str] | None = None) -> dict[str, Any]:
+        """Answer a question from the documents (only those of ``collections`` when named); returns
+        the JSON of `python -m rag ask --json`."""
         try:
-            return pipeline.ask(pipeline.check_question(question, settings=settings),
-                                settings=settings).to_dict()
+            return pipeline.ask(pipeline.check_question(question, settings=settings), settings=settings,
+                                collections=_names(collections)).to_dict()
+        except FootnoteError as exc:
+            raise gr.Error(str(exc)) from exc
+
+    def collections() -> dict[str, int]:
+        """Every collection with indexed documents, and how many documents it holds."""
+        try:
+            return pipeline.collections(settings)
         except FootnoteError as exc:
             raise gr.Error(str(exc)) from exc
 
@@ -70,8 +80,9 @@ def register(settings: Settings, *, max_upload_bytes: int) -> None:
         except FootnoteError as exc:
             raise gr.Error(str(exc)) from exc
 
-    def add_file(file: FileData) -> dict[str, Any]:
-        """Add one uploaded file (`handle_file(path)`) to the corpus and index it."""
+    def add_file(file: FileData, collection: str = "") -> dict[str, Any]:
+        """Add one uploaded file (`handle_file(path)`) to the corpus, in ``collection`` when named,
+        and index it."""
         try:
             # Only a file Gradio itself received qualifies: its upload step checked the path.
             upload = FileData.model_validate(file, context={"validate_meta": True})
@@ -85,17 +96,18 @@ def register(settings: Settings, *, max_upload_bytes: int) -> None:
             raise gr.Error(f"{path.name}: {size / 1e6:.3g} MB is over the {max_upload_bytes / 1e6:g} MB "
                            "upload limit.")
         try:
-            return _single(pipeline.add([str(path)], settings=settings))
+            return _single(pipeline.add([str(path)], settings=settings, collection=collection.strip() or None))
         except FootnoteError as exc:
             raise gr.Error(str(exc)) from exc
 
-    def add_url(url: str) -> dict[str, Any]:
-        """Fetch one http(s) page into the corpus and index it; local paths are refused."""
+    def add_url(url: str, collection: str = "") -> dict[str, Any]:
+        """Fetch one http(s) page into the corpus (``collection`` when named) and index it; local
+        paths are refused."""
         url = (url or "").strip()
         if not url:
             raise gr.Error("Enter an http(s) URL.")
         try:
-            return _single(add_web_page(settings, url))
+            return _single(add_web_page(settings, url, collection=collection.strip() or None))
         except FootnoteError as exc:
             raise gr.Error(str(exc)) from exc
 
@@ -109,13 +121,22 @@ def register(settings: Settings, *, max_upload_bytes: int) -> None:
             raise gr.Error(str(exc)) from exc
 
     gr.api(ask, api_name="ask", concurrency_id="chat", concurrency_limit=4)
+    gr.api(collections, api_name="collections", concurrency_limit=4)
     gr.api(documents, api_name="documents", concurrency_limit=4)
     gr.api(add_file, api_name="add_file", **index)
     gr.api(add_url, api_name="add_url", **index)
     gr.api(remove, api_name="remove", **index)
 
 
-def add_web_page(settings: Settings, url: str, *, progress: Progress | None = None) -> IngestReport:
-    """Fetch ``url`` into the corpus and index it; anything but an http(s) URL fails, never read
-    as a local path (the URL box and ``/add_url`` both come here)."""
-    return pipeline.add([url], settings=settings, paths=False, progress=progress)
+def add_web_page(settings: Settings, url: str, *, collection: str | None = None,
+                 progress: Progress | None = None) -> IngestReport:
+    """Fetch ``url`` into the corpus (``collection`` when named) and index it; anything but an
+    http(s) URL fails, never read as a local path (the URL box and ``/add_url`` both come here)."""
+    return pipeline.add([url], settings=settings, paths=False, collection=collection, progress=progress)
+
+
+def _names(collections: list[str] | str | None) -> list[str] | None:
+    """Collection names as the API may send them: a list, or one string with commas."""
+    if isinstance(collections, str):
+        collections = collections.split(",")
+    return [name for name in (collections or []) if name.strip()] or None

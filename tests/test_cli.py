@@ -7,6 +7,7 @@ import pytest
 
 from rag import cli
 from rag.answer import backend_names
+from rag.flags import settings_from
 
 
 def _usage_error(capsys: pytest.CaptureFixture[str], argv: list[str], **shim: str) -> str:
@@ -47,7 +48,7 @@ def test_a_backend_registered_later_is_accepted(scripted: object) -> None:
 def test_flags_map_to_settings(tmp_path: object) -> None:
     args = cli.parser().parse_args(["ask", "q", "--k", "3", "--no-hybrid", "--mmr", "--backend", "extractive",
                                     "--model", "m", "--data-dir", str(tmp_path)])
-    settings = cli.settings_from(args)
+    settings = settings_from(args)
     assert (settings.retrieval.top_k, settings.retrieval.hybrid, settings.retrieval.mmr) == (3, False, True)
     assert (settings.answer.backend, settings.answer.model) == ("extractive", "m")
     assert str(settings.data_dir) == str(tmp_path)

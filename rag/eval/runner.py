@@ -25,9 +25,10 @@ Progress = Callable[[int, int], None]
 
 
 def evaluate(items: Sequence[EvalItem], *, settings: Settings, progress: Progress | None = None,
-             judge: Judge | None = None, label: str = "") -> EvalReport:
+             judge: Judge | None = None, label: str = "", collections: Sequence[str] | None = None) -> EvalReport:
     """Ask every question with ``settings`` and score retrieval, answers, citations and refusals.
 
+    Only the documents of ``collections`` are searched when named (``pipeline.scope``).
     ``progress(done, total)`` is called before the first question and after each one.
     Retrieval and answer metrics cover answerable questions only; refusal metrics use both
     kinds; latency is the wall time of ``ask``.
@@ -37,9 +38,10 @@ def evaluate(items: Sequence[EvalItem], *, settings: Settings, progress: Progres
             question is recorded on that question (``error``) and the run goes on.
     """
     from rag.judge import support_checker
-    from rag.pipeline import ask, embedder_for, retrieve_passages
+    from rag.pipeline import ask, embedder_for, retrieve_passages, scope
 
     started = time.perf_counter()
+    sources = scope(settings, collections=collections)
     k = settings.retrieval.top_k
     embedder = embedder_for(settings)  # the answer path's embedder (torch or onnx-int8), loaded once
     checker = support_checker(settings, embedder)
@@ -49,14 +51,14 @@ def evaluate(items: Sequence[EvalItem], *, settings: Settings, progress: Progres
         progress(0, total)
     if items:
         # Loads the store and keyword index so the first question's latency is not a cold start.
-        retrieve_passages(items[0].question, settings=settings)
+        retrieve_passages(items[0].question, settings=settings, sources=sources)
     records: list[QuestionRecord] = []
     unparsable = 0
     for done, item in enumerate(items, start=1):
         error = ""
         mark = time.perf_counter()
         # One retrieval per question: the answer is written from the passages that are scored.
-        retrieval = retrieve_passages(item.question, settings=settings)
+        retrieval = retrieve_passages(item.question, settings=settings, sources=sources)
         try:
             answer = ask(item.question, settings=settings, retrieval=retrieval)
         except BackendError as exc:
@@ -72,7 +74,8 @@ def evaluate(items: Sequence[EvalItem], *, settings: Settings, progress: Progres
         if progress:
             progress(done, total)
     summary = summarize(records, k=k, judge=judge is not None)
-    return EvalReport(label=label or describe(settings), settings=settings_summary(settings), k=k,
+    summary_of_settings = settings_summary(settings) | ({"collections": list(collections)} if collections else {})
+    return EvalReport(label=label or describe(settings), settings=summary_of_settings, k=k,
                       records=records, summary=summary, judge_unparsable=unparsable,
                       seconds=time.perf_counter() - started)
 
@@ -153,8 +156,9 @@ def _judge(record: QuestionRecord, item: EvalItem, answer: Answer, passages: Seq
 
 def compare(items: Sequence[EvalItem], base: Settings, specs: Sequence[str], *, corpus: Path | None = None,
             documents: dict[str, str] | None = None, judge: Judge | None = None,
-            bar: Callable[[str], Any] | None = None) -> list[EvalReport]:
-    """One report per --compare configuration (or one for ``base`` when there are none).
+            bar: Callable[[str], Any] | None = None, collections: Sequence[str] | None = None) -> list[EvalReport]:
+    """One report per --compare configuration (or one for ``base`` when there are none), each
+    searching only ``collections`` when named.
 
     Configurations sharing an index fingerprint share one evaluation index (see ``prepare_index``);
     ``bar(label)`` returns a context manager with an ``update(done, total)`` progress method.
@@ -170,9 +174,10 @@ def compare(items: Sequence[EvalItem], base: Settings, specs: Sequence[str], *, 
         run_settings = settings.with_updates(data_dir=str(index.data_dir), corpus_dir=str(index.corpus_dir),
                                              chroma_url=index.chroma_url)
         if bar is None:
-            reports.append(evaluate(items, settings=run_settings, judge=judge, label=label))
+            reports.append(evaluate(items, settings=run_settings, judge=judge, label=label,
+                                    collections=collections))
             continue
         with bar(label) as shown:
             reports.append(evaluate(items, settings=run_settings, progress=shown.update, judge=judge,
-                                    label=label))
+                                    label=label, collections=collections))
     return reports

@@ -33,9 +33,10 @@ def build_app(settings: Settings) -> gr.Blocks:
             with gr.Tab("Chat", id="chat"):
                 chat_tab = chat.build(settings, has_seed=has_seed)
             with gr.Tab("Documents", id="documents"):
-                refresh, doc_outputs = documents.build(settings, max_upload=max_upload)
+                refresh, doc_outputs = documents.build(settings, max_upload=max_upload,
+                                                       search_in=chat_tab.collections)
             with gr.Tab("Evaluate", id="evaluate"):
-                evaluate.build(settings, chat_tab.answer_settings)
+                evaluate.build(settings, chat_tab.answer_settings, search_in=chat_tab.collections)
         app.load(refresh, None, doc_outputs, show_progress="hidden", api_visibility="private")
         app.load(chat_tab.history.refresh, None, chat_tab.history.saved, show_progress="hidden",
                  api_visibility="private")

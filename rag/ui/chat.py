@@ -39,6 +39,7 @@ class ChatTab:
     """The components other parts of the app use: the answer settings and the conversation state."""
 
     answer_settings: list[Any]
+    collections: Any
     turns: Any
     outputs: list[Any]
     history: saved_conversations.History
@@ -109,6 +110,11 @@ def build(base: Settings, *, has_seed: bool) -> ChatTab:
                     ask_button = gr.Button("Ask", variant="primary", elem_id="fn-ask")
                     clear_button = gr.Button("New conversation", size="sm", variant="secondary",
                                              elem_id="fn-clear")
+            collections = gr.Dropdown(
+                choices=collection_choices(base), value=[], multiselect=True, allow_custom_value=True,
+                label="Search in",
+                info="Collections (folders of the corpus) to search; empty: all documents.",
+                elem_id="fn-collections")
             with gr.Accordion("Answer settings", open=False, elem_id="fn-settings"):
                 with gr.Row():
                     backend = gr.Radio(BACKENDS, value=base.answer.backend, label="Backend",
@@ -128,8 +134,8 @@ def build(base: Settings, *, has_seed: bool) -> ChatTab:
             panel.render()
             pages.build(base, turns)
 
-    def respond(question: str, turns: list[Turn], backend: str, model: str, base_url: str, k: float,
-                hybrid: bool) -> Iterator[tuple[Any, ...]]:
+    def respond(question: str, turns: list[Turn], scope: list[str] | None, backend: str, model: str,
+                base_url: str, k: float, hybrid: bool) -> Iterator[tuple[Any, ...]]:
         if not (question or "").strip():
             yield messages(turns), sources(turns), turns, ""
             return
@@ -143,7 +149,7 @@ def build(base: Settings, *, has_seed: bool) -> ChatTab:
         yield messages(turns, (question, waiting)), sources(turns), turns, ""
         final: Answer | None = None
         try:
-            for piece in pipeline.stream(question, history, settings=request):
+            for piece in pipeline.stream(question, history, settings=request, collections=scope or None):
                 if isinstance(piece, Answer):
                     final = piece
                 else:
@@ -176,7 +182,7 @@ def build(base: Settings, *, has_seed: bool) -> ChatTab:
     # Answers run side by side, up to four at a time.
     chat = {"concurrency_id": "chat", "concurrency_limit": 4, **PRIVATE}
     answer_settings = [backend, model, base_url, top_k, hybrid]
-    chat_inputs = [question, turns, *answer_settings]
+    chat_inputs = [question, turns, collections, *answer_settings]
     chat_outputs = [chatbot, panel, turns, question]
     saving = {"fn": history.persist, "inputs": [history.state, turns],
               "outputs": [history.state, history.saved], "queue": False, **PRIVATE}
@@ -188,4 +194,13 @@ def build(base: Settings, *, has_seed: bool) -> ChatTab:
         event(clear, None, chat_outputs, queue=False, **PRIVATE).then(
             history.start_over, None, history.state, queue=False, **PRIVATE)
     chatbot.like(feedback, [turns], None, queue=False, **PRIVATE)
-    return ChatTab(answer_settings=answer_settings, turns=turns, outputs=chat_outputs, history=history)
+    return ChatTab(answer_settings=answer_settings, collections=collections, turns=turns, outputs=chat_outputs,
+                   history=history)
+
+
+def collection_choices(settings: Settings) -> list[str]:
+    """The collections that hold documents, for the chat's "Search in" box."""
+    try:
+        return list(pipeline.collections(settings))
+    except FootnoteError:
+        return []

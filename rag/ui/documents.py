@@ -10,6 +10,7 @@ import gradio as gr
 
 from rag import pipeline, render, ui_api
 from rag.config import Settings
+from rag.corpus import MAIN_COLLECTION
 from rag.errors import FootnoteError
 from rag.loaders import SUPPORTED_SUFFIXES
 from rag.pipeline import IngestReport, Progress
@@ -17,20 +18,22 @@ from rag.ui.common import PRIVATE, GradioProgress, report_lines
 
 # What the upload box accepts is what the loaders read, nothing copied by hand.
 UPLOAD_TYPES = list(SUPPORTED_SUFFIXES)
-DOCUMENT_HEADERS = ["Title", "File", "Type", "Passages", "Added (UTC)"]
+DOCUMENT_HEADERS = ["Title", "File", "Type", "Passages", "Added (UTC)", "Collection"]
 
 
-def documents_view(settings: Settings, status: list[tuple[str, str]] | None = None) -> tuple[Any, Any, str, str]:
-    """Table, delete dropdown, status and index summary, read fresh from the manifest.
+def documents_view(settings: Settings, status: list[tuple[str, str]] | None = None) -> tuple[Any, ...]:
+    """Table, delete dropdown, status, index summary and the two collection boxes (where files go,
+    and the chat's "Search in"), read fresh from the manifest.
 
     Files that failed to load are listed too, with their reason, so they can be deleted here.
     """
     listing = ui_api.document_list(settings)
     entries, failed = listing["documents"], listing["failed"]
-    rows = [[e["title"] or e["source"], e["source"], e["type"], e["chunks"], e["added"][:16].replace("T", " ")]
-            for e in entries]
-    rows += [[f"Not indexed: {f['reason']}", f["source"], Path(f["source"]).suffix.lstrip("."), 0, ""]
-             for f in failed]
+    rows = [[e["title"] or e["source"], e["source"], e["type"], e["chunks"], e["added"][:16].replace("T", " "),
+             e["collection"]] for e in entries]
+    rows += [[f"Not indexed: {f['reason']}", f["source"], Path(f["source"]).suffix.lstrip("."), 0, "",
+              f["collection"]] for f in failed]
+    names = sorted({e["collection"] for e in entries})
     sources = [e["source"] for e in entries] + [f["source"] for f in failed]
     passages = sum(e["chunks"] for e in entries)
     summary = (f"{len(entries)} document{'s' * (len(entries) != 1)} \u00b7 {passages} passages indexed "
@@ -38,12 +41,15 @@ def documents_view(settings: Settings, status: list[tuple[str, str]] | None = No
                + f"\u00b7 folder <code>{render.esc(settings.corpus_dir)}</code>")
     table = gr.Dataframe(value=rows, headers=DOCUMENT_HEADERS)
     choice = gr.Dropdown(choices=sources, value=None)
-    return table, choice, render.render_status(status or []), f'<p class="fn-hint">{summary}</p>'
+    return (table, choice, render.render_status(status or []), f'<p class="fn-hint">{summary}</p>',
+            gr.Dropdown(choices=sorted({MAIN_COLLECTION, *names})), gr.Dropdown(choices=names))
 
 
-def add_uploads(settings: Settings, paths: Sequence[Path], *, progress: Progress | None = None) -> IngestReport:
-    """Copy uploaded files into the corpus under their own (sanitised) names and index them."""
-    return pipeline.add([str(p) for p in paths], settings=settings, progress=progress)
+def add_uploads(settings: Settings, paths: Sequence[Path], *, collection: str | None = None,
+                progress: Progress | None = None) -> IngestReport:
+    """Copy uploaded files into the corpus (``collection``'s folder when named) under their own
+    (sanitised) names and index them."""
+    return pipeline.add([str(p) for p in paths], settings=settings, collection=collection, progress=progress)
 
 
 def suffix_list() -> str:
@@ -51,9 +57,10 @@ def suffix_list() -> str:
     return " ".join(s for s in SUPPORTED_SUFFIXES)
 
 
-def build(base: Settings, *, max_upload: int) -> tuple[Callable[[], tuple[Any, ...]], list[Any]]:
+def build(base: Settings, *, max_upload: int, search_in: Any) -> tuple[Callable[[], tuple[Any, ...]], list[Any]]:
     """Lay out the tab inside the current ``gr.Blocks`` and wire its events.
 
+    ``search_in`` is the chat's collection filter, whose choices follow the documents.
     Returns the handler that reads the list afresh and the components it fills (for ``app.load``).
     """
     doc_summary = gr.HTML(elem_id="fn-doc-summary", js_on_load=None)
@@ -64,6 +71,10 @@ def build(base: Settings, *, max_upload: int) -> tuple[Callable[[], tuple[Any, .
                 "images are read with OCR)", file_count="multiple",
                 file_types=UPLOAD_TYPES, height=150, elem_id="fn-upload")
         with gr.Column(scale=2):
+            target = gr.Dropdown(
+                choices=[MAIN_COLLECTION], value=MAIN_COLLECTION, allow_custom_value=True, label="Collection",
+                info="Files and pages go into this collection (a folder of the corpus); type a new name "
+                "to start one.", elem_id="fn-target-collection")
             url = gr.Textbox(label="Add a web page", placeholder="https://\u2026", elem_id="fn-url")
             fetch_button = gr.Button("Fetch and add", size="md", elem_id="fn-fetch")
     doc_status = gr.HTML(elem_id="fn-doc-status", js_on_load=None)
@@ -84,7 +95,8 @@ def build(base: Settings, *, max_upload: int) -> tuple[Callable[[], tuple[Any, .
         except FootnoteError as exc:
             raise gr.Error(str(exc)) from exc
 
-    def add_files(paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+    def add_files(paths: list[str] | None, collection: str | None,
+                  progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         status: list[tuple[str, str]] = []
         accepted: list[Path] = []
         for raw in paths or []:
@@ -97,18 +109,20 @@ def build(base: Settings, *, max_upload: int) -> tuple[Callable[[], tuple[Any, .
                 accepted.append(path)
         if accepted:
             try:
-                report = add_uploads(base, accepted, progress=GradioProgress(progress))
+                report = add_uploads(base, accepted, collection=collection or None,
+                                     progress=GradioProgress(progress))
             except FootnoteError as exc:
                 raise gr.Error(str(exc)) from exc
             status = report_lines(report, verb="Added") + status
         return (None, *documents_view(base, status))
 
-    def fetch_page(url: str, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+    def fetch_page(url: str, collection: str | None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         url = (url or "").strip()
         if not url:
             return (gr.skip(), *documents_view(base, [("error", "Enter an http(s) URL first.")]))
         try:
-            report = ui_api.add_web_page(base, url, progress=GradioProgress(progress))
+            report = ui_api.add_web_page(base, url, collection=collection or None,
+                                         progress=GradioProgress(progress))
         except FootnoteError as exc:
             raise gr.Error(str(exc)) from exc
         return ("" if not report.failed else gr.skip(),
@@ -135,10 +149,10 @@ def build(base: Settings, *, max_upload: int) -> tuple[Callable[[], tuple[Any, .
 
     # Index writes run one at a time, in the same queue as the /add_file API's.
     index = {"concurrency_id": "index", "concurrency_limit": 1, "show_progress_on": [documents], **PRIVATE}
-    doc_outputs = [documents, doomed, doc_status, doc_summary]
-    uploads.upload(add_files, [uploads], [uploads, *doc_outputs], **index)
-    fetch_button.click(fetch_page, [url], [url, *doc_outputs], **index)
-    url.submit(fetch_page, [url], [url, *doc_outputs], **index)
+    doc_outputs = [documents, doomed, doc_status, doc_summary, target, search_in]
+    uploads.upload(add_files, [uploads, target], [uploads, *doc_outputs], **index)
+    fetch_button.click(fetch_page, [url, target], [url, *doc_outputs], **index)
+    url.submit(fetch_page, [url, target], [url, *doc_outputs], **index)
     delete_button.click(
         delete, [doomed], doc_outputs, **index,
         js="(source) => (source && !confirm(`Delete ${source} from the index and the corpus "

@@ -32,14 +32,15 @@ def reports_dir(settings: Settings) -> Path:
     return settings.data_dir / "eval-reports"
 
 
-def build(base: Settings, answer_settings: Sequence[Any]) -> None:
+def build(base: Settings, answer_settings: Sequence[Any], *, search_in: Any) -> None:
     """Lay out the tab inside the current ``gr.Blocks`` and wire its events.
 
-    ``answer_settings`` are the Chat tab's backend, model, base URL, k and hybrid inputs.
+    ``answer_settings`` are the Chat tab's backend, model, base URL, k and hybrid inputs;
+    ``search_in`` its collection filter, which limits a dataset run against the app's documents.
     """
     gr.HTML('<p class="fn-hint">Run a question set and score retrieval, answers and citations. A '
             "bundled dataset runs against its own corpus (indexed separately); an uploaded one runs "
-            "against this app's documents. The answer settings of the Chat tab apply.</p>",
+            "against this app's documents. The answer settings and collections of the Chat tab apply.</p>",
             js_on_load=None)
     datasets = bundled_datasets()
     with gr.Row(equal_height=False):
@@ -60,8 +61,8 @@ def build(base: Settings, answer_settings: Sequence[Any]) -> None:
             eval_files = gr.File(label="Report (Markdown, JSON, chart)", file_count="multiple",
                                  interactive=False, height=130, elem_id="fn-eval-report")
 
-    def run_eval(choice: str, upload: str | None, backend: str, model: str, base_url: str, k: float,
-                 hybrid: bool, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+    def run_eval(choice: str, upload: str | None, scope: list[str] | None, backend: str, model: str,
+                 base_url: str, k: float, hybrid: bool, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         # Imported here: the answer path must never load the evaluation package.
         from rag.eval import evaluate, load_dataset, prepare_index
         from rag.eval.report import describe_metric, format_value, write_report
@@ -82,7 +83,9 @@ def build(base: Settings, answer_settings: Sequence[Any]) -> None:
             def step(done: int, total: int) -> None:
                 progress((done, max(total, 1)), desc=f"Question {done} of {total}", unit="questions")
 
-            report = evaluate(dataset.items, settings=prepared, progress=step)
+            own_documents = eval_corpus is None and not dataset.documents
+            scope = (scope or None) if own_documents else None
+            report = evaluate(dataset.items, settings=prepared, progress=step, collections=scope)
         except FootnoteError as exc:
             raise gr.Error(str(exc)) from exc
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -90,7 +93,8 @@ def build(base: Settings, answer_settings: Sequence[Any]) -> None:
         rows = [[name, format_value(value, name), describe_metric(name)]
                 for name, value in report.summary.items()]
         where = "the bundled evaluation corpus" if eval_corpus else (
-            "the dataset's own documents" if dataset.documents else "this app's documents")
+            "the dataset's own documents" if dataset.documents else
+            f"the collections {', '.join(scope)}" if scope else "this app's documents")
         note = (f'<p class="fn-hint">{len(dataset.items)} questions from <code>{render.esc(dataset_path.name)}'
                 f"</code> against {where}; {report.label}; {report.seconds:.1f} s"
                 + (f"; {report.errors} failed" if report.errors else "") + ".</p>")
@@ -98,6 +102,6 @@ def build(base: Settings, answer_settings: Sequence[Any]) -> None:
                 [str(paths["markdown"]), str(paths["json"]), str(paths["chart"])], note)
 
     dataset_file.upload(lambda: UPLOADED_DATASET, None, dataset_choice, queue=False, **PRIVATE)
-    run_button.click(run_eval, [dataset_choice, dataset_file, *answer_settings],
+    run_button.click(run_eval, [dataset_choice, dataset_file, search_in, *answer_settings],
                      [eval_table, eval_chart, eval_files, eval_note], concurrency_id="eval",
                      concurrency_limit=1, show_progress_on=[eval_table], **PRIVATE)
