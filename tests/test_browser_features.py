@@ -1,5 +1,5 @@
 """Browser tests of what users of other document-chat apps expect: scanned PDFs read with OCR and
-shown as the highlighted page, tables, conversations that survive a restart, and export."""
+shown as the highlighted page, tables, collections, conversations that survive a restart, and export."""
 
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ SCAN_QUESTION = "When did the Turksib railway carry its first trains?"
 TABLE_ROWS = [["Steel works", "Output in 1932"], ["Magnitogorsk", "1,200,000 tonnes"],
               ["Kuznetsk", "850,000 tonnes"], ["Zaporizhstal", "420,000 tonnes"]]
 TABLE_QUESTION = "How many tonnes of steel did Kuznetsk produce in 1932?"
+DAM_QUESTION = "When did the Dnieper dam start producing electricity?"
+DAM_NOTES = {"Browser history": "The Dnieper hydroelectric dam at Zaporozhye began producing power in 1932.",
+             "Browser fiction": "In the novel Cement Sky, the Dnieper hydroelectric dam began producing power "
+                                "in 1929, a date the author invented."}
 
 
 def open_history(app: AppPage) -> None:
@@ -78,6 +82,37 @@ def test_a_question_about_a_table_cell_cites_the_table(app: AppPage, tmp_path: P
         timeout=ANSWER_TIMEOUT)
     assert "| Kuznetsk | 850,000 tonnes |" in app.page.locator("#fn-page-note .fn-context mark").inner_text()
     app.delete("steel-output.docx")
+
+
+def pick_option(app: AppPage, box: str, name: str) -> None:
+    """Choose ``name`` in the dropdown ``box`` (its list opens on a click)."""
+    app.page.click(f"{box} input")
+    app.page.get_by_role("option", name=name, exact=True).click()
+    app.page.keyboard.press("Escape")
+
+
+def test_files_go_into_a_collection_and_the_chat_searches_only_the_chosen_one(app: AppPage, tmp_path: Path) -> None:
+    app.documents_tab()
+    for collection, text in DAM_NOTES.items():
+        note = tmp_path / collection / "dam-notes.txt"
+        note.parent.mkdir()
+        note.write_text(text + "\n", encoding="utf-8")
+        app.page.fill("#fn-target-collection input", collection)
+        app.page.keyboard.press("Enter")
+        assert f"Added: {collection}/dam-notes.txt" in app.upload(note)
+    rows = {row[1]: row for row in table_rows(app.page, "#fn-documents")}
+    assert rows["Browser fiction/dam-notes.txt"][-1] == "Browser fiction"
+
+    app.page.get_by_role("tab", name="Chat").click()
+    pick_option(app, "#fn-collections", "Browser fiction")
+    answer = app.ask(DAM_QUESTION)
+
+    assert "1929" in answer.inner_text() and "1932" not in answer.inner_text()
+    sources = app.current_sources().inner_text()
+    assert "Browser fiction/dam-notes.txt" in sources and "Browser history" not in sources
+    screenshot(app.page, "collections.png")
+    for collection in DAM_NOTES:
+        app.delete(f"{collection}/dam-notes.txt")
 
 
 def test_answer_and_conversation_export_as_markdown_and_csl_json(app: AppPage) -> None:

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 SEED_QUESTION = "Which book argues that moving labour out of agriculture caused the collapse?"
 OFF_TOPIC = "Who won the 1958 FIFA World Cup?"
-ENDPOINTS = {"/ask", "/documents", "/add_file", "/add_url", "/remove"}
+ENDPOINTS = {"/ask", "/collections", "/documents", "/add_file", "/add_url", "/remove"}
 DNIEPER = "The Dnieper hydroelectric dam at Zaporozhye began producing power in 1932, built with American turbines."
 DNIEPER_QUESTION = "When did the Dnieper hydroelectric dam at Zaporozhye begin producing power?"
 SECRET = "The vault combination of the Okhrana archive is 7731 ZEBRA, kept in the cellar safe."
