@@ -46,12 +46,12 @@ def footnote(corpus: Path, data: Path) -> dict[str, float]:
     """First ingest, unchanged re-ingest, and one changed file, with Footnote's indexer."""
     sys.path.insert(0, str(REPO))
     from rag.config import build_settings
-    from rag.embeddings import get_embedder
+    from rag.embeddings import embedder_for
     from rag.indexer import Indexer
 
     settings = build_settings(corpus_dir=corpus, data_dir=data)
     started = time.perf_counter()
-    embedder = get_embedder(settings.embedding_model, settings.embedding_batch_size)
+    embedder = embedder_for(settings)
     embedder.embed(["warm up"])
     load_s = time.perf_counter() - started
     indexer = Indexer(settings, embedder=embedder)

@@ -48,8 +48,9 @@ def questions(n: int) -> list[str]:
 
 
 def base_env(footnote: dict[str, str] | None = None, **more: str) -> dict[str, str]:
-    """The environment of every child: no inherited FOOTNOTE_* variable, offline, no telemetry."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTNOTE_")}
+    """The environment of every child: no inherited FOOTNOTE_* variable but the folder of exported
+    models (one export for every child), offline, no telemetry."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTNOTE_") or k == "FOOTNOTE_MODELS_DIR"}
     env.update(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False",
                TOKENIZERS_PARALLELISM="false", PYTHONDONTWRITEBYTECODE="1")
     env.update({f"FOOTNOTE_{k.upper()}": v for k, v in {**(footnote or {}), **more}.items()})

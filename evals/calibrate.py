@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from rag.citations import SupportChecker  # noqa: E402
 from rag.config import build_settings  # noqa: E402
-from rag.embeddings import get_embedder  # noqa: E402
+from rag.embeddings import embedder_for  # noqa: E402
 from rag.indexer import Indexer  # noqa: E402
 from rag.pipeline import retrieve_passages  # noqa: E402
 
@@ -68,7 +68,7 @@ def main() -> int:
     settings = build_settings(corpus_dir=args.corpus, data_dir=args.data_dir)
     Indexer(settings).sync()
     items = [json.loads(line) for line in args.dataset.read_text(encoding="utf-8").splitlines() if line.strip()]
-    checker = SupportChecker(get_embedder(settings.embedding_model))
+    checker = SupportChecker(embedder_for(settings))
 
     answerable: list[tuple[str, float]] = []
     unanswerable: list[tuple[str, float]] = []

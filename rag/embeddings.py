@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from rag.config import BUNDLED_MODEL, offline_environment
+from rag.config import BUNDLED_MODEL, Settings, offline_environment
 from rag.errors import ConfigError
 from rag import onnx_export
 from rag.onnx_model import ONNX_FILE, load_tokenizer, read_spec
 
-__all__ = ["BACKENDS", "ONNX_FILE", "Embedder", "get_embedder", "load_tokenizer",
+__all__ = ["BACKENDS", "ONNX_FILE", "Embedder", "embedder_for", "get_embedder", "load_tokenizer",
            "read_spec", "resolve_model_path"]
 
 logger = logging.getLogger(__name__)
@@ -47,11 +47,12 @@ class Embedder(Embeddings):
     """A loaded embedding model behind LangChain's ``Embeddings`` interface.
 
     ``backend`` is ``torch`` (sentence-transformers) or ``onnx-int8`` (the same model exported to
-    ONNX, int8-quantised and cached under ``cache_dir`` on first use, then run by onnxruntime).
+    ONNX, int8-quantised and cached under ``cache_dir`` on first use, then run by onnxruntime;
+    under ``fallback_dir`` when ``cache_dir`` cannot be written).
     """
 
     def __init__(self, name: str, *, batch_size: int = 64, backend: str = "torch",
-                 cache_dir: Path | None = None) -> None:
+                 cache_dir: Path | None = None, fallback_dir: Path | None = None) -> None:
         if backend not in BACKENDS:
             raise ConfigError(
                 f"Unknown embedding backend {backend!r}. Set FOOTNOTE_EMBEDDING_BACKEND to one of "
@@ -75,7 +76,7 @@ class Embedder(Embeddings):
         else:
             if cache_dir is None:
                 raise ValueError("the onnx-int8 backend needs a cache_dir for its exported model")
-            self.model = onnx_export.load(name, path, cache_dir)
+            self.model = onnx_export.load(name, path, [d for d in (cache_dir, fallback_dir) if d])
             self.tokenizer = self.model.tokenizer
             self.max_seq_length = self.model.spec.max_seq_length
             self.dimension = self.model.spec.dimension
@@ -127,18 +128,30 @@ class Embedder(Embeddings):
 
 
 def get_embedder(name: str, batch_size: int = 64, *, backend: str = "torch",
-                 cache_dir: Path | None = None) -> Embedder:
+                 cache_dir: Path | None = None, fallback_dir: Path | None = None) -> Embedder:
     """The process-wide ``Embedder`` for ``name`` on ``backend``: the model is loaded once.
 
-    ``cache_dir`` is where the onnx-int8 backend keeps its exported model (callers pass
-    ``settings.data_dir / "models"``); the torch backend ignores it.
+    ``cache_dir`` is where the onnx-int8 backend keeps its exported model, ``fallback_dir``
+    where it does when ``cache_dir`` cannot be written; the torch backend ignores both.
     """
-    return _cached_embedder(name, batch_size, backend, cache_dir if backend != "torch" else None)
+    if backend == "torch":
+        cache_dir = fallback_dir = None
+    elif cache_dir is not None and not onnx_export.why_unwritable(cache_dir):
+        fallback_dir = None  # one loaded model for every data folder
+    return _cached_embedder(name, batch_size, backend, cache_dir, fallback_dir)
+
+
+def embedder_for(settings: Settings) -> Embedder:
+    """The process-wide ``Embedder`` that ``settings`` ask for (model, batch size, backend, cache)."""
+    return get_embedder(settings.embedding_model, settings.embedding_batch_size,
+                        backend=settings.embedding_backend, cache_dir=settings.models_dir,
+                        fallback_dir=settings.data_dir / "models")
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_embedder(name: str, batch_size: int, backend: str, cache_dir: Path | None) -> Embedder:
-    return Embedder(name, batch_size=batch_size, backend=backend, cache_dir=cache_dir)
+def _cached_embedder(name: str, batch_size: int, backend: str, cache_dir: Path | None,
+                     fallback_dir: Path | None) -> Embedder:
+    return Embedder(name, batch_size=batch_size, backend=backend, cache_dir=cache_dir, fallback_dir=fallback_dir)
 
 
 def _load_sentence_transformer(name: str, path: str) -> Any:

@@ -17,7 +17,7 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 from rag import corpus, journal
 from rag.chunking import make_splitter, split
 from rag.config import Settings
-from rag.embeddings import Embedder, get_embedder
+from rag.embeddings import Embedder, embedder_for
 from rag.errors import EmptyDocumentError, IngestError
 from rag.ingest_report import IngestReport, NoProgress, Progress
 from rag.limits import LoadLimits
@@ -57,9 +57,7 @@ class Indexer:
     def embedder(self) -> Embedder:
         """The embedding model, loaded on first use: an unchanged corpus never loads it."""
         if self._embedder is None:
-            self._embedder = get_embedder(self.settings.embedding_model, self.settings.embedding_batch_size,
-                                          backend=self.settings.embedding_backend,
-                                          cache_dir=self.settings.data_dir / "models")
+            self._embedder = embedder_for(self.settings)
         return self._embedder
 
     @functools.cached_property

@@ -1,6 +1,6 @@
 """Producing the onnx-int8 embedding model: exported once to ONNX from the installed weights
-(nothing is downloaded), int8-quantised per channel, checked against torch, cached under the
-data folder (``rag.onnx_model`` runs it)."""
+(nothing is downloaded), int8-quantised per channel, checked against torch, cached in a folder
+shared by every data folder (``models_dir``; ``rag.onnx_model`` runs it)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from rag.errors import ConfigError
 from rag.onnx_model import ONNX_FILE, ModelSpec, OnnxModel, load_tokenizer, read_spec
@@ -33,6 +34,8 @@ ONNX_OPSET = 17
 ONNX_TOOLCHAIN = ("torch", "transformers", "onnx", "onnxruntime")
 # An unfinished export folder older than this belongs to a process that died, not a slow one.
 STALE_PARTIAL_S = 3600.0
+# Longest a process waits for another one's export of the same model (27-90 s on 2 busy cores).
+EXPORT_WAIT_S = 1800.0
 # ONNX must agree with torch at least this well on a probe batch before its export is cached
 # (measured: 0.99 and above; a broken export scores far lower).
 EXPORT_MIN_COSINE = 0.97
@@ -44,30 +47,84 @@ PROBE_TEXTS = [
 
 
 
-def load(name: str, path: str, cache_dir: Path) -> OnnxModel:
-    """The model of ``path`` from ``cache_dir``, exported and quantised first if not cached yet."""
+def load(name: str, path: str, cache_dirs: Sequence[Path]) -> OnnxModel:
+    """The model of ``path`` from the first of ``cache_dirs`` holding it, exported first if none does."""
     spec = read_spec(name, path)
     tokenizer = load_tokenizer(spec.transformer_dir)
-    onnx_file = ensure_exported(name, spec, tokenizer, cache_dir)
+    onnx_file = ensure_exported(name, spec, tokenizer, cache_dirs)
     return OnnxModel(spec, onnx_file, tokenizer)
 
 
-def ensure_exported(name: str, spec: ModelSpec, tokenizer: Any, cache_dir: Path) -> Path:
+def ensure_exported(name: str, spec: ModelSpec, tokenizer: Any, cache_dirs: Sequence[Path]) -> Path:
     """The cached int8 ONNX file of ``spec``'s model, exported and quantised on first use.
 
+    Looked for in each of ``cache_dirs``, and exported into the first one that can be written.
     The cache folder is named after a hash of the model folder's files and the export toolchain's
-    versions. It is written under a temporary name and renamed into place when complete, so a
-    crash or a concurrent export never leaves a half-written model where it would be loaded.
+    versions. One process exports it at a time (a lock file beside it; the others wait, then use
+    its result), writing under a temporary name renamed into place when complete, so a crash
+    never leaves a half-written model where it would be loaded.
+
+    Raises:
+        ConfigError: no folder can be written, the export failed, or it disagrees with torch.
     """
-    folder = cache_dir / cache_folder_name(name, spec)
+    folder_name = cache_folder_name(name, spec)
+    for cache_dir in cache_dirs:
+        if (cache_dir / folder_name / ONNX_FILE).is_file():
+            logger.debug("using the cached ONNX model in %s", cache_dir / folder_name)
+            return cache_dir / folder_name / ONNX_FILE
+    problems = []
+    for cache_dir in cache_dirs:
+        problem = why_unwritable(cache_dir)
+        if problem:
+            problems.append(f"{cache_dir} ({problem})")
+            logger.warning("cannot write the exported embedding model to %s (%s)", cache_dir, problem)
+            continue
+        lock = _locked(cache_dir, folder_name)
+        try:
+            return _export_once(name, spec, tokenizer, cache_dir / folder_name)
+        finally:
+            lock.release()
+    raise ConfigError(
+        f"Cannot write the ONNX export of embedding model {name!r} to {' or '.join(problems)}. "
+        "Set FOOTNOTE_MODELS_DIR to a writable folder, or FOOTNOTE_EMBEDDING_BACKEND=torch."
+    )
+
+
+def why_unwritable(folder: Path) -> str:
+    """Why no file can be created in ``folder`` (made first if missing): "" when one can."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return ""
+    except OSError as exc:  # read-only, not a folder, permission denied
+        return exc.strerror or str(exc)
+
+
+def _locked(cache_dir: Path, folder_name: str) -> FileLock:
+    """The acquired export lock of ``folder_name`` in ``cache_dir``, waiting for another exporter."""
+    lock = FileLock(cache_dir / f".{folder_name}.lock", timeout=EXPORT_WAIT_S)
+    try:
+        lock.acquire(blocking=False)
+    except Timeout:
+        logger.info("waiting for another process exporting %s to ONNX", cache_dir / folder_name)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise ConfigError(
+                f"Another process has been exporting {cache_dir / folder_name} for over "
+                f"{EXPORT_WAIT_S:.0f} s. Stop it, or set FOOTNOTE_EMBEDDING_BACKEND=torch.") from None
+    return lock
+
+
+def _export_once(name: str, spec: ModelSpec, tokenizer: Any, folder: Path) -> Path:
+    """Export into ``folder`` unless another process did while this one waited for the lock."""
     if (folder / ONNX_FILE).is_file():
-        logger.debug("using the cached ONNX model in %s", folder)
+        logger.info("another process exported %s; using its copy", folder)
         return folder / ONNX_FILE
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_partials(cache_dir)
+    _remove_stale_partials(folder.parent)
     started = time.perf_counter()
     logger.info("exporting embedding model %s to ONNX int8 in %s (once)", name, folder)
-    partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=cache_dir))
+    partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
     try:
         try:
             _export(spec, tokenizer, partial)
@@ -79,15 +136,10 @@ def ensure_exported(name: str, spec: ModelSpec, tokenizer: Any, cache_dir: Path)
                 "Set FOOTNOTE_EMBEDDING_BACKEND=torch."
             ) from exc
         (partial / "key.json").write_text(json.dumps(_cache_key(spec), indent=2), encoding="utf-8")
-        if folder.exists() and not (folder / ONNX_FILE).is_file():
+        if folder.exists():
             logger.warning("replacing the incomplete ONNX cache folder %s", folder)
             shutil.rmtree(folder, ignore_errors=True)
-        try:
-            partial.rename(folder)
-        except OSError:
-            if not (folder / ONNX_FILE).is_file():
-                raise
-            logger.info("another process cached %s first; using its copy", folder)
+        partial.rename(folder)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     logger.info("exported %s to ONNX int8 in %.1fs", name, time.perf_counter() - started)

@@ -13,7 +13,7 @@ from rag.answer.prompt import LOCAL_REFUSAL
 from rag.citations import check
 from rag.config import Settings, get_settings
 from rag.corpus import check_collection, collection_of
-from rag.embeddings import Embedder, get_embedder
+from rag.embeddings import embedder_for
 from rag.errors import IndexNotFoundError, InputError
 from rag.indexer import Indexer, IngestReport, Progress
 from rag.judge import describe, get_judge, support_checker
@@ -225,12 +225,6 @@ def retrieve_passages(question: str, *, settings: Settings, k: int | None = None
         store = _store(settings)
         return retrieve(question, settings=settings, store=store, embedder=embedder_for(settings), k=k,
                         sources=sources, hybrid=hybrid, mmr=mmr)
-
-
-def embedder_for(settings: Settings) -> Embedder:
-    """The embedder these settings name (model and backend), loaded once per process."""
-    return get_embedder(settings.embedding_model, settings.embedding_batch_size,
-                        backend=settings.embedding_backend, cache_dir=settings.data_dir / "models")
 
 
 @functools.lru_cache(maxsize=8)

@@ -23,6 +23,7 @@ from rag.config import Settings
 from rag.errors import IndexNotFoundError, StaleIndexError
 from rag.keyword_index import KeywordIndex
 from rag.manifest import ingest_lock_held
+from rag.stale import stale_message
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class Store:
             return found
         stale = self._other_indexes()
         if stale:
-            raise StaleIndexError(self._stale_message(stale[0].metadata or {}))
+            raise StaleIndexError(stale_message(stale[0].metadata or {}, self.expected))
         if not create:
             raise IndexNotFoundError(
                 f"No index at {self.settings.chroma_url or self.data_dir}. Run `python ingest.py` to "
@@ -134,20 +135,6 @@ class Store:
             return self.conn.client.create_collection(
                 self.name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}},
                 metadata=self.expected)
-
-    def _stale_message(self, meta: dict[str, Any]) -> str:
-        want = self.expected
-        text = (f"The index was built with model {meta.get('embedding_model')!r} "
-                f"({meta.get('embedding_backend', 'torch')}) and "
-                f"{meta.get('chunk_tokens')}/{meta.get('overlap_tokens')}-token chunks, but the settings now "
-                f"say {want['embedding_model']!r} ({want['embedding_backend']}) and "
-                f"{want['chunk_tokens']}/{want['overlap_tokens']}.")
-        if meta.get("chunk_recipe", 0) != CHUNK_RECIPE:
-            text += (f" The chunking recipe changed (version {meta.get('chunk_recipe', 'before 1')} "
-                     f"to {CHUNK_RECIPE}).")
-        if meta.get("corpus_place") and meta.get("corpus_place") != want["corpus_place"]:
-            text += f" It indexes the corpus folder {meta['corpus_dir']}, not {want['corpus_dir']}."
-        return text + " Run `python ingest.py --rebuild` to re-index with the new settings."
 
     def _ours(self, name: str) -> bool:
         # A local Chroma folder belongs to this data folder alone; on a server, other data

@@ -12,6 +12,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE_CORPUS = REPO / "tests" / "fixtures" / "corpus"
 SEED = REPO / "corpus" / "stalin-industrialisation-vs-great-leap-forward.txt"
+# The one FOOTNOTE_* variable subprocesses inherit: the suite's one folder of exported models.
+KEPT_VARIABLE = "FOOTNOTE_MODELS_DIR"
 
 
 def make_pdf(path: Path, pages: list[str], title: str | None = None, author: str | None = None) -> Path:
@@ -97,7 +99,8 @@ def run_ingest(*args: str, corpus: Path, data: Path, env: dict[str, str] | None 
                timeout: float = 180) -> subprocess.CompletedProcess[str]:
     """Run `python ingest.py ARGS` from the repository root, as a user would.
 
-    No FOOTNOTE_* variable is inherited: the corpus and data folders and ``env`` are all it sees.
+    No FOOTNOTE_* variable but the models folder is inherited: the corpus and data folders and
+    ``env`` are all it sees.
     """
     return run_script("ingest.py", *args, corpus=corpus, data=data, env=env, timeout=timeout)
 
@@ -105,14 +108,21 @@ def run_ingest(*args: str, corpus: Path, data: Path, env: dict[str, str] | None 
 def run_script(*command: str, corpus: Path, data: Path, env: dict[str, str] | None = None,
                timeout: float = 180) -> subprocess.CompletedProcess[str]:
     """Run `python COMMAND...` (a script or ``-m rag ...``) from the repository root, as a user would,
-    with no inherited FOOTNOTE_* variable: the corpus and data folders and ``env`` are all it sees."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTNOTE_")}
+    with no inherited FOOTNOTE_* variable but the models folder: the corpus and data folders and
+    ``env`` are all it sees."""
+    full_env = clean_env()
     full_env.update(PYTHONIOENCODING="utf-8", COLUMNS="200", FOOTNOTE_CORPUS_DIR=str(corpus),
                     FOOTNOTE_DATA_DIR=str(data), **(env or {}))
     return subprocess.run(
         [sys.executable, *command], cwd=REPO, env=full_env, capture_output=True,
         text=True, encoding="utf-8", timeout=timeout,
     )
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without FOOTNOTE_* variables, except the models folder
+    (``KEPT_VARIABLE``), so that subprocesses use the export the suite already made."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("FOOTNOTE_") or k == KEPT_VARIABLE}
 
 
 def error_lines(stderr: str) -> list[str]:

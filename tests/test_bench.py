@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import clean_env
+
 REPO = Path(__file__).resolve().parent.parent
 KEYS = {"chunks", "store", "ingest_chunks_per_s", "recipe_chunks_per_s", "ingest_ratio", "reingest_s",
         "remove_doc_s", "list_s", "retrieval_p50_ms", "retrieval_p95_ms", "answer_p50_ms", "app_start_s",
@@ -20,7 +22,7 @@ KEYS = {"chunks", "store", "ingest_chunks_per_s", "recipe_chunks_per_s", "ingest
 def test_bench_prints_one_row_per_size_and_store_and_writes_its_report_where_told(tmp_path: Path) -> None:
     docs = REPO / "docs" / "benchmarks.md"
     before = docs.stat().st_mtime_ns if docs.exists() else None
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("FOOTNOTE_")}
+    env = clean_env()
     done = subprocess.run(
         [sys.executable, "bench/run.py", "--chunks", "120", "--stores", "local", "--json",
          "--docs", str(tmp_path / "docs"), "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"),

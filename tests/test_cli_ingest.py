@@ -133,8 +133,31 @@ def test_changed_chunk_size_is_one_error_line_and_exit_1(cli_index, main, monkey
 
     assert result.code == 1
     assert len(result.err.splitlines()) == 1
-    assert result.err.startswith("error: The index was built with model 'all-MiniLM-L6-v2' (torch) and 200/40")
-    assert "python ingest.py --rebuild" in result.err
+    assert result.err == ("error: The index was built with 200/40-token chunks, but the settings now say "
+                          "150/40. Run `python ingest.py --rebuild` to re-index with the new settings.\n")
+
+
+@pytest.mark.slow
+def test_index_built_with_torch_needs_the_backend_set_back_or_a_rebuild(tmp_path, main, monkeypatch,
+                                                                         torch_embedder):
+    corpus, data = tmp_path / "corpus", tmp_path / "data"
+    corpus.mkdir()
+    shutil.copy(SEED, corpus / SEED.name)
+    monkeypatch.setenv("FOOTNOTE_EMBEDDING_BACKEND", "torch")
+    assert main("--quiet", "--corpus", str(corpus), "--data-dir", str(data)).code == 0
+    monkeypatch.delenv("FOOTNOTE_EMBEDDING_BACKEND")  # the default again: onnx-int8
+
+    stale = main("--corpus", str(corpus), "--data-dir", str(data))
+    monkeypatch.setenv("FOOTNOTE_EMBEDDING_BACKEND", "torch")
+    kept = main("--json", "--corpus", str(corpus), "--data-dir", str(data))
+
+    assert stale.code == 1
+    assert error_lines(stale.err) == [
+        "error: The index was built with the torch embedding backend, but the settings now say onnx-int8 "
+        "(the default). Run `python ingest.py --rebuild` to re-index with the new settings, or set "
+        "FOOTNOTE_EMBEDDING_BACKEND=torch to use the index as it is."]
+    assert kept.code == 0, kept.err
+    assert json.loads(kept.out)["unchanged"] == 1 and json.loads(kept.out)["chunks_embedded"] == 0
 
 
 @pytest.mark.slow

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
-import signal
 import subprocess
 import sys
-import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +14,7 @@ import pytest
 
 from rag.chunking import make_splitter, split
 from rag.config import BUNDLED_MODEL, Settings
-from rag.embeddings import ONNX_FILE, Embedder, read_spec, resolve_model_path
+from rag.embeddings import Embedder, read_spec, resolve_model_path
 from rag.errors import ConfigError, StaleIndexError
 from rag.indexer import Indexer
 from rag.loaders import load
@@ -88,21 +84,10 @@ QUERIES = {
 
 
 @pytest.fixture(scope="module")
-def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model cache folder shared by this module's tests (one export)."""
-    return tmp_path_factory.mktemp("models")
-
-
-@pytest.fixture(scope="module")
-def onnx_embedder(onnx_cache: Path) -> Embedder:
-    """The bundled model on the onnx-int8 backend, exported into ``onnx_cache``."""
-    return Embedder(BUNDLED_MODEL, backend="onnx-int8", cache_dir=onnx_cache)
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, int, int]]:
-    """Every entry under ``folder``: (inode, size, mtime_ns), to tell whether anything was rewritten."""
-    return {str(p.relative_to(folder)): (p.stat().st_ino, p.stat().st_size, p.stat().st_mtime_ns)
-            for p in [folder, *folder.rglob("*")]}
+def onnx_embedder(embedder: Embedder) -> Embedder:
+    """The bundled model on onnx-int8: the session's embedder, since that is the default backend."""
+    assert embedder.backend == "onnx-int8"
+    return embedder
 
 
 def top1(embedder: Embedder) -> dict[str, str]:
@@ -113,8 +98,8 @@ def top1(embedder: Embedder) -> dict[str, str]:
 
 # -- vectors ---------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_onnx_int8_vectors_agree_with_torch(onnx_embedder, embedder):
-    cosines = (onnx_embedder.embed(SENTENCES) * embedder.embed(SENTENCES)).sum(axis=1)
+def test_onnx_int8_vectors_agree_with_torch(onnx_embedder, torch_embedder):
+    cosines = (onnx_embedder.embed(SENTENCES) * torch_embedder.embed(SENTENCES)).sum(axis=1)
 
     assert cosines.min() >= MIN_COSINE, dict(zip(SENTENCES, cosines.round(4)))
     assert cosines.mean() >= MEAN_COSINE
@@ -149,15 +134,15 @@ def test_onnx_int8_vector_depends_only_slightly_on_the_texts_embedded_with_it(on
 
 
 @pytest.mark.slow
-def test_onnx_int8_ranks_a_small_corpus_like_torch(onnx_embedder, embedder):
+def test_onnx_int8_ranks_a_small_corpus_like_torch(onnx_embedder, torch_embedder):
     expected = dict(QUERIES)
 
-    assert top1(embedder) == expected
+    assert top1(torch_embedder) == expected
     assert top1(onnx_embedder) == expected
 
 
 @pytest.mark.slow
-def test_onnx_int8_tokenizes_and_chunks_exactly_as_torch(onnx_embedder, embedder):
+def test_onnx_int8_tokenizes_and_chunks_exactly_as_torch(onnx_embedder, torch_embedder):
     source = REPO / "tests" / "fixtures" / "corpus" / "zollverein.txt"
     docs = load(source, source=source.name, max_bytes=10**7)
 
@@ -165,84 +150,14 @@ def test_onnx_int8_tokenizes_and_chunks_exactly_as_torch(onnx_embedder, embedder
         splitter = make_splitter(e.tokenizer, chunk_tokens=40, overlap_tokens=8, max_seq_length=e.max_seq_length)
         return [(c.page_content, c.metadata["start"], c.metadata["end"]) for c in split(docs, splitter)]
 
-    assert (onnx_embedder.max_seq_length, onnx_embedder.dimension) == (embedder.max_seq_length, embedder.dimension) == (256, 384)
-    assert [onnx_embedder.count_tokens(s) for s in SENTENCES] == [embedder.count_tokens(s) for s in SENTENCES]
-    assert len(chunks(embedder)) > 1
-    assert chunks(onnx_embedder) == chunks(embedder)
+    torch = torch_embedder
+    assert (onnx_embedder.max_seq_length, onnx_embedder.dimension) == (torch.max_seq_length, torch.dimension) == (256, 384)
+    assert [onnx_embedder.count_tokens(s) for s in SENTENCES] == [torch.count_tokens(s) for s in SENTENCES]
+    assert len(chunks(torch)) > 1
+    assert chunks(onnx_embedder) == chunks(torch)
 
 
-# -- the export cache ------------------------------------------------------------------------------
-@pytest.mark.slow
-def test_second_load_reuses_the_cached_export(onnx_embedder, onnx_cache):
-    before = snapshot(onnx_cache)
-
-    again = Embedder(BUNDLED_MODEL, backend="onnx-int8", cache_dir=onnx_cache)
-
-    assert snapshot(onnx_cache) == before
-    [folder] = [p for p in onnx_cache.iterdir()]
-    assert sorted(p.name for p in folder.iterdir()) == ["key.json", ONNX_FILE]
-    assert json.loads((folder / "key.json").read_text())["versions"]["onnxruntime"]
-    np.testing.assert_allclose(again.embed(SENTENCES[:5]), onnx_embedder.embed(SENTENCES[:5]), atol=1e-6)
-
-
-@pytest.mark.slow
-def test_cached_onnx_model_loads_without_importing_torch(onnx_embedder, onnx_cache):
-    script = textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(REPO)!r})
-        from pathlib import Path
-        from rag.embeddings import Embedder
-        e = Embedder({BUNDLED_MODEL!r}, backend="onnx-int8", cache_dir=Path({str(onnx_cache)!r}))
-        e.embed(["steel"])
-        print("torch" in sys.modules, "sentence_transformers" in sys.modules)
-    """)
-
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["False", "False"]
-
-
-@pytest.mark.slow
-def test_export_killed_midway_leaves_nothing_loadable_and_is_redone_cleanly(tmp_path, embedder):
-    cache = tmp_path / "models"
-    script = textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(REPO)!r})
-        from pathlib import Path
-        from rag.embeddings import Embedder
-        Embedder({BUNDLED_MODEL!r}, backend="onnx-int8", cache_dir=Path({str(cache)!r}))
-    """)
-    child = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 240
-        # Kill as soon as the export has written its first file into its temporary folder.
-        while not any(p.is_file() for p in cache.glob(".*.partial/*")):
-            assert child.poll() is None, "the export ended before it could be interrupted"
-            assert time.monotonic() < deadline, "the export never started"
-            time.sleep(0.02)
-        os.kill(child.pid, signal.SIGKILL)
-    finally:
-        child.kill()
-        child.wait()
-
-    [partial] = list(cache.iterdir())
-    assert partial.name.startswith(".") and partial.name.endswith(".partial")
-    hour_ago = time.time() - 2 * 3600  # a crashed export's leftovers, once old enough, are removed
-    os.utime(partial, (hour_ago, hour_ago))
-
-    root = logging.getLogger()
-    root_before = (list(root.handlers), list(root.filters), root.level)
-
-    redone = Embedder(BUNDLED_MODEL, backend="onnx-int8", cache_dir=cache)
-
-    assert (list(root.handlers), list(root.filters), root.level) == root_before
-    [folder] = list(cache.iterdir())
-    assert not folder.name.startswith(".") and (folder / ONNX_FILE).is_file()
-    cosines = (redone.embed(SENTENCES) * embedder.embed(SENTENCES)).sum(axis=1)
-    assert cosines.min() >= MIN_COSINE
-
-
+# -- refusals ------------------------------------------------------------------------------------
 def test_model_without_mean_pooling_is_refused_by_onnx_int8(tmp_path):
     model = Path(resolve_model_path(BUNDLED_MODEL))
     folder = tmp_path / "cls-model"
@@ -262,33 +177,41 @@ def test_unknown_backend_is_a_clean_error():
 
 
 # -- index identity --------------------------------------------------------------------------------
-def test_torch_backend_keeps_the_index_name_it_had_before_backends(settings):
+def test_onnx_int8_is_the_default_and_torch_keeps_the_index_name_it_had_before_backends(settings):
     key = f"{BUNDLED_MODEL}|{settings.chunking.chunk_tokens}|{settings.chunking.overlap_tokens}"
+    torch = settings.with_updates(embedding_backend="torch")
 
-    assert settings.embedding_backend == "torch"
-    assert settings.index_fingerprint() == hashlib.sha256(key.encode()).hexdigest()[:10]
-    assert settings.with_updates(embedding_backend="onnx-int8").index_fingerprint() != settings.index_fingerprint()
+    assert settings.embedding_backend == "onnx-int8"
+    assert torch.index_fingerprint() == hashlib.sha256(key.encode()).hexdigest()[:10]
+    assert settings.index_fingerprint() != torch.index_fingerprint()
 
 
 def test_embedding_backend_is_read_from_the_environment(monkeypatch):
-    monkeypatch.setenv("FOOTNOTE_EMBEDDING_BACKEND", "onnx-int8")
+    monkeypatch.setenv("FOOTNOTE_EMBEDDING_BACKEND", "torch")
 
-    assert Settings().embedding_backend == "onnx-int8"
+    assert Settings().embedding_backend == "torch"
 
 
 @pytest.mark.slow
-def test_changed_backend_makes_the_index_stale_until_rebuilt(settings, embedder, onnx_embedder, fixture_corpus):
-    Indexer(settings, embedder=embedder).sync()
-    onnx_settings = settings.with_updates(embedding_backend="onnx-int8")
+def test_index_built_with_torch_is_stale_under_the_onnx_default_and_says_how_to_keep_it(
+        settings, torch_embedder, embedder, fixture_corpus):
+    torch_settings = settings.with_updates(embedding_backend="torch")  # FOOTNOTE_EMBEDDING_BACKEND=torch
+    built = Indexer(torch_settings, embedder=torch_embedder).sync()
 
-    with pytest.raises(StaleIndexError, match=r"python ingest.py --rebuild"):
-        Store(onnx_settings)
-    report = Indexer(onnx_settings, embedder=onnx_embedder).sync(rebuild=True)
-
-    assert report.chunks_embedded > 0
-    assert Store(onnx_settings).count() == report.chunks_total
-    with pytest.raises(StaleIndexError):
+    with pytest.raises(StaleIndexError) as stale:
         Store(settings)
+    assert str(stale.value) == (
+        "The index was built with the torch embedding backend, but the settings now say onnx-int8 "
+        "(the default). Run `python ingest.py --rebuild` to re-index with the new settings, or set "
+        "FOOTNOTE_EMBEDDING_BACKEND=torch to use the index as it is.")
+    assert Store(torch_settings).count() == built.chunks_total  # setting it back is enough
+    report = Indexer(settings, embedder=embedder).sync(rebuild=True)
+
+    assert report.chunks_embedded == built.chunks_total
+    assert Store(settings).count() == report.chunks_total
+    with pytest.raises(StaleIndexError, match=r"built with the onnx-int8 embedding backend, but the settings now "
+                                              r"say torch\. .*or set FOOTNOTE_EMBEDDING_BACKEND=onnx-int8"):
+        Store(torch_settings)
 
 
 def test_importing_rag_leaves_the_environment_alone():

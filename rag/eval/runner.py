@@ -38,7 +38,8 @@ def evaluate(items: Sequence[EvalItem], *, settings: Settings, progress: Progres
             question is recorded on that question (``error``) and the run goes on.
     """
     from rag.judge import support_checker
-    from rag.pipeline import ask, embedder_for, retrieve_passages, scope
+    from rag.embeddings import embedder_for
+    from rag.pipeline import ask, retrieve_passages, scope
 
     started = time.perf_counter()
     sources = scope(settings, collections=collections)

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from tests.helpers import REPO, SEED, free_port
+from tests.helpers import REPO, SEED, clean_env, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -44,9 +44,9 @@ class RunningApp:
 
 
 def app_env(folder: Path) -> dict[str, str]:
-    """This process's environment without FOOTNOTE_* variables, with analytics off and Gradio's
-    temporary files under ``folder``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTNOTE_")}
+    """This process's environment without FOOTNOTE_* variables (but the models folder), with
+    analytics off and Gradio's temporary files under ``folder``."""
+    env = clean_env()
     env.update(GRADIO_ANALYTICS_ENABLED="False", GRADIO_TEMP_DIR=str(folder / "gradio-tmp"),
                PYTHONIOENCODING="utf-8", FOOTNOTE_ANSWER__BACKEND="extractive",
                FOOTNOTE_LOCAL__JUDGE="off")

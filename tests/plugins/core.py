@@ -23,10 +23,17 @@ from rag.cli import prepare_process
 # happens before the libraries below are imported.
 prepare_process()
 
-from rag.config import BUNDLED_MODEL, Settings, build_settings  # noqa: E402
+from rag.config import BUNDLED_MODEL, Settings, build_settings, default_models_dir  # noqa: E402
 from rag.embeddings import Embedder, get_embedder  # noqa: E402
-from tests.helpers import SEED, copy_fixture_corpus, free_port, stop  # noqa: E402
+from tests.helpers import KEPT_VARIABLE, SEED, copy_fixture_corpus, free_port, stop  # noqa: E402
 
+# One folder of exported models for the whole session, its subprocesses included (tests.helpers
+# passes this variable on): the user's cache unless FOOTNOTE_MODELS_DIR says otherwise, so the
+# onnx-int8 export happens once, not once per test's data folder.
+SUITE_MODELS_DIR = Path(os.environ.get(KEPT_VARIABLE) or default_models_dir())
+os.environ[KEPT_VARIABLE] = str(SUITE_MODELS_DIR)
+
+DEFAULTS = Settings.model_fields
 ARTICLE_HTML = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>The Stakhanovite movement</title>
 <script>var beaconId = "script-noise-ocelot";</script></head>
@@ -46,10 +53,12 @@ industry to beat their norms; managers in turn raised the norms for everyone.</p
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No FOOTNOTE_* variable of the developer's shell leaks in; data goes under tmp_path."""
+    """No FOOTNOTE_* variable of the developer's shell leaks in; data goes under tmp_path, exported
+    models into the session's one folder."""
     for name in list(os.environ):
         if name.startswith("FOOTNOTE_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv(KEPT_VARIABLE, str(SUITE_MODELS_DIR))
     monkeypatch.setenv("FOOTNOTE_DATA_DIR", str(tmp_path / "data"))
     # The bundled LLM is opted into by the tests about it (tests/test_local_model.py): the rest
     # test retrieval, citations and the app with the fast, deterministic extractive path.
@@ -83,12 +92,20 @@ def seeded(settings: Settings, embedder: Embedder) -> Settings:
 
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
-    """The real bundled all-MiniLM-L6-v2, loaded once per session.
+    """The real bundled all-MiniLM-L6-v2 on the default backend (onnx-int8), loaded once per session.
 
-    Called with the Indexer's own arguments (model, default batch size) so that code building its
-    own ``Indexer`` in this process (``rag.cli.ingest_main``) finds the model already loaded.
+    Called with the Indexer's own arguments (model, default batch size, backend, models folder) so
+    that code building its own ``Indexer`` in this process (``rag.cli.ingest_main``) finds the
+    model already loaded.
     """
-    return get_embedder(BUNDLED_MODEL, Settings.model_fields["embedding_batch_size"].default)
+    return get_embedder(BUNDLED_MODEL, DEFAULTS["embedding_batch_size"].default,
+                        backend=DEFAULTS["embedding_backend"].default, cache_dir=SUITE_MODELS_DIR)
+
+
+@pytest.fixture(scope="session")
+def torch_embedder() -> Embedder:
+    """The same model run by sentence-transformers (FOOTNOTE_EMBEDDING_BACKEND=torch), loaded once."""
+    return get_embedder(BUNDLED_MODEL, DEFAULTS["embedding_batch_size"].default, backend="torch")
 
 
 @pytest.fixture(scope="session")
