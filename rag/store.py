@@ -210,7 +210,7 @@ class Store:
             before = self.conn.stamp
             for i in range(0, len(ids), MAX_BATCH):
                 collection.delete(ids=ids[i : i + MAX_BATCH])
-        if self.keywords.load(before):
+        if self.keywords.is_at(before):
             self.keywords.forget(ids, version=self.conn.stamp)
 
     def mark_changed(self) -> None:
@@ -269,11 +269,10 @@ class Store:
         include = ["documents", "metadatas", "distances"] + (["embeddings"] if with_vectors else [])
         where = {"source": {"$in": list(sources)}} if sources else None
         with self._reading() as collection, translated("search", self.where):
-            total = int(collection.count())
-            if total == 0:
-                return []
+            # No count() first: it costs a pass over the collection, and Chroma returns fewer than
+            # ``n_results`` (or none) by itself.
             got = collection.query(query_embeddings=[np.asarray(vector, dtype=np.float32)],
-                                   n_results=min(k, total), where=where, include=include)
+                                   n_results=k, where=where, include=include)
         chunks = []
         for n, chunk_id in enumerate(got["ids"][0]):
             vec = got["embeddings"][0][n] if with_vectors and got.get("embeddings") is not None else None
@@ -299,10 +298,11 @@ class Store:
         return self.keywords.search(question, k=k, sources=sources)
 
     def refresh_keywords(self) -> None:
-        """Rebuild the keyword index from Chroma's stored text unless it is at the current version."""
+        """Rebuild the keyword index from Chroma's stored text unless it is at the current version
+        (an index that is current is not loaded here: the first keyword search loads it)."""
         with journal.shared(self.data_dir):
             stamp = journal.read_stamp(self.data_dir)
-            if self.keywords.load(stamp):
+            if self.keywords.is_at(stamp):
                 return
             ids: list[str] = []
             texts: list[str] = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -154,12 +156,33 @@ def test_keyword_search_finds_stemmed_words_and_filters_sources(settings, embedd
     assert store.keyword_search("the of and", k=5) == []
 
 
+def test_removed_chunks_are_masked_without_a_rebuild_with_and_without_sources(settings, embedder):
+    store = Store(settings, create=True)
+    put(store, embedder, {"bessemer": TEXTS["bessemer"]}, source="steel.txt")
+    put(store, embedder, {"meiji": TEXTS["meiji"], "gosplan": TEXTS["gosplan"]}, source="plan.txt")
+    assert {i for i, _ in store.keyword_search("Tomioka silk Gosplan", k=5)} == {"meiji", "gosplan"}
+
+    store.delete(["meiji"])  # masked in the saved keyword index: no rebuild
+
+    state = json.loads((store.keywords.folder / "state.json").read_text(encoding="utf-8"))
+    assert state["deleted"] == ["meiji"] and "meiji" in state["ids"]
+    for reader in (store, Store(settings)):  # in memory, and loaded from disk
+        assert [i for i, _ in reader.keyword_search("Tomioka silk Gosplan", k=5)] == ["gosplan"]
+        assert [i for i, _ in reader.keyword_search("Tomioka Gosplan", k=5, sources=["plan.txt"])] == ["gosplan"]
+        assert reader.keyword_search("Tomioka silk", k=5, sources=["plan.txt"]) == []
+        assert reader.keyword_search("Bessemer converter", k=5, sources=["plan.txt"]) == []
+        assert [i for i, _ in reader.keyword_search("Bessemer converter", k=5,
+                                                     sources=["steel.txt", "nowhere.txt"])] == ["bessemer"]
+
+
 def test_keyword_index_is_reloaded_from_disk_by_a_new_store(settings, embedder):
     put(Store(settings, create=True), embedder, TEXTS)
     Store(settings).refresh_keywords()
 
     fresh = Store(settings)
+    fresh.refresh_keywords()  # current already: checked, not loaded (the first search loads it)
 
+    assert fresh.keywords.loaded_version is None
     assert [i for i, _ in fresh.keyword_search("Five-Year Plan targets", k=1)] == ["gosplan"]
 
 
