@@ -19,6 +19,7 @@ from rag.config import BUNDLED_MODEL, offline_environment
 from rag.errors import ConfigError
 from rag import onnx_export
 from rag.onnx_model import ONNX_FILE, load_tokenizer, read_spec
+from rag.threads import FEW_TEXTS, one_torch_thread
 
 __all__ = ["BACKENDS", "ONNX_FILE", "Embedder", "get_embedder", "load_tokenizer",
            "read_spec", "resolve_model_path"]
@@ -87,7 +88,7 @@ class Embedder(Embeddings):
         """Unit-length float32 vectors for ``texts``, embedded in batches."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        with self._lock:
+        with self._lock, one_torch_thread(self.backend == "torch" and len(texts) <= FEW_TEXTS):
             return self._embed(texts, progress)
 
     def _embed(self, texts: Sequence[str], progress: Callable[[int], None] | None) -> np.ndarray:

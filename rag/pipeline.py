@@ -193,14 +193,9 @@ def retrieve_passages(question: str, *, settings: Settings, k: int | None = None
 
 
 def embedder_for(settings: Settings) -> Embedder:
-    """The embedder these settings name (model and backend), loaded once per process (the lock:
-    a question asked during the app's warm-up waits for its load instead of loading a second copy)."""
-    with _embedder_lock:
-        return get_embedder(settings.embedding_model, settings.embedding_batch_size,
-                            backend=settings.embedding_backend, cache_dir=settings.data_dir / "models")
-
-
-_embedder_lock = threading.Lock()
+    """The embedder these settings name (model and backend), loaded once per process."""
+    return get_embedder(settings.embedding_model, settings.embedding_batch_size,
+                        backend=settings.embedding_backend, cache_dir=settings.data_dir / "models")
 
 
 def warm(settings: Settings) -> None:
