@@ -264,9 +264,11 @@ class Store:
         return out
 
     def dense_search(self, vector: np.ndarray, *, k: int, sources: Sequence[str] | None = None,
-                     with_vectors: bool = False) -> list[StoredChunk]:
-        """Nearest chunks by cosine similarity, optionally only from ``sources``."""
-        include = ["documents", "metadatas", "distances"] + (["embeddings"] if with_vectors else [])
+                     with_vectors: bool = False, with_text: bool = True) -> list[StoredChunk]:
+        """Nearest chunks by cosine similarity, optionally only from ``sources``; without
+        ``with_text`` their text and metadata are left empty (Chroma reads them record by record)."""
+        include = ["distances"] + (["documents", "metadatas"] if with_text else []) + (
+            ["embeddings"] if with_vectors else [])
         where = {"source": {"$in": list(sources)}} if sources else None
         with self._reading() as collection, translated("search", self.where):
             # No count() first: it costs a pass over the collection, and Chroma returns fewer than
@@ -277,7 +279,8 @@ class Store:
         for n, chunk_id in enumerate(got["ids"][0]):
             vec = got["embeddings"][0][n] if with_vectors and got.get("embeddings") is not None else None
             chunks.append(StoredChunk(
-                id=chunk_id, text=got["documents"][0][n], metadata=dict(got["metadatas"][0][n] or {}),
+                id=chunk_id, text=got["documents"][0][n] if with_text else "",
+                metadata=dict(got["metadatas"][0][n] or {}) if with_text else {},
                 # Chroma's cosine space returns distance = 1 - cosine similarity.
                 similarity=1.0 - float(got["distances"][0][n]),
                 embedding=np.asarray(vec, dtype=np.float32) if vec is not None else None,
