@@ -134,7 +134,11 @@ def get_embedder(name: str, batch_size: int = 64, *, backend: str = "torch",
     ``cache_dir`` is where the onnx-int8 backend keeps its exported model (callers pass
     ``settings.data_dir / "models"``); the torch backend ignores it.
     """
-    return _cached_embedder(name, batch_size, backend, cache_dir if backend != "torch" else None)
+    with _loading:  # one load at a time: two first loads in threads race in transformers' lazy imports
+        return _cached_embedder(name, batch_size, backend, cache_dir if backend != "torch" else None)
+
+
+_loading = threading.Lock()
 
 
 @functools.lru_cache(maxsize=4)

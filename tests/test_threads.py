@@ -1,6 +1,9 @@
-"""Small torch embedding calls run on one thread, and the thread count is restored after."""
+"""Threads and the embedding model: small torch calls run on one thread (the count restored
+after), and threads that ask for the model at once load it once."""
 
 from __future__ import annotations
+
+import threading
 
 import pytest
 
@@ -43,3 +46,23 @@ def test_a_question_runs_on_one_torch_thread_and_a_batch_on_all_of_them() -> Non
         hook.remove()
     assert question == [1]
     assert seen and set(seen) == {torch.get_num_threads()}
+
+
+def test_threads_asking_for_the_model_at_once_load_it_once() -> None:
+    """The app's warm-up and a first question can both ask for the model before it is loaded."""
+    from rag.config import BUNDLED_MODEL
+    from rag.embeddings import Embedder, get_embedder
+
+    start = threading.Barrier(2)
+    got: list[Embedder] = []
+
+    def load() -> None:
+        start.wait()
+        got.append(get_embedder(BUNDLED_MODEL, 7, backend="torch"))  # batch size 7: not loaded yet
+
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(got) == 2 and got[0] is got[1]
