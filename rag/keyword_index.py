@@ -134,6 +134,12 @@ class KeywordIndex:
             docs, scores = self._model.retrieve(tokens, k=n, show_progress=False, weight_mask=mask)
             return [(self._ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
 
+    def ids_of(self, sources: Sequence[str]) -> list[str]:
+        """The live chunk ids of ``sources`` in the index held in memory."""
+        with self._lock:
+            mask = self._mask(sources)
+            return [] if mask is None else [self._ids[n] for n in np.flatnonzero(mask)]
+
     def remove_leftovers(self) -> None:
         """Delete temporary and old folders left by processes that died while saving."""
         for path in self.folder.parent.glob(f".{COLLECTION_GLOB}"):

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rag import journal
+from rag import exact, journal
 from rag.chroma_client import connection, get_collection, translated
 from rag.chunking import CHUNK_RECIPE
 from rag.config import Settings
@@ -265,16 +265,18 @@ class Store:
 
     def dense_search(self, vector: np.ndarray, *, k: int, sources: Sequence[str] | None = None,
                      with_vectors: bool = False, with_text: bool = True) -> list[StoredChunk]:
-        """Nearest chunks by cosine similarity, optionally only from ``sources``; without
-        ``with_text`` their text and metadata are left empty (Chroma reads them record by record)."""
+        """Nearest chunks by cosine, optionally only of ``sources``; ``with_text=False``: no text or metadata."""
         include = ["distances"] + (["documents", "metadatas"] if with_text else []) + (
             ["embeddings"] if with_vectors else [])
-        where = {"source": {"$in": list(sources)}} if sources else None
         with self._reading() as collection, translated("search", self.where):
-            # No count() first: it costs a pass over the collection, and Chroma returns fewer than
-            # ``n_results`` (or none) by itself.
-            got = collection.query(query_embeddings=[np.asarray(vector, dtype=np.float32)],
-                                   n_results=k, where=where, include=include)
+            # The chunks of few sources are ranked exactly, by id: Chroma's filter reads every chunk.
+            chosen = self.keywords.ids_of(sources) if sources and self.keywords.load(
+                journal.read_stamp(self.data_dir)) else None
+            if chosen is not None and len(chosen) <= exact.MAX_IDS:
+                got = exact.query(collection, chosen, vector, k=k, include=include)
+            else:  # no count() first: a pass over the collection; Chroma returns fewer by itself
+                got = collection.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=k,
+                                       where={"source": {"$in": list(sources)}} if sources else None, include=include)
         chunks = []
         for n, chunk_id in enumerate(got["ids"][0]):
             vec = got["embeddings"][0][n] if with_vectors and got.get("embeddings") is not None else None

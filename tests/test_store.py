@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from rag import exact
 from rag.errors import IndexNotFoundError, StaleIndexError, StoreError
 from rag.indexer import Indexer
 from rag.store import Store, collection_name
@@ -112,9 +113,34 @@ def test_dense_search_can_be_limited_to_sources(settings, embedder):
     put(store, embedder, {"bessemer": TEXTS["bessemer"]}, source="steel.txt")
     put(store, embedder, {"meiji": TEXTS["meiji"], "gosplan": TEXTS["gosplan"]}, source="other.txt")
 
-    hits = store.dense_search(embedder.embed_query("silk mill"), k=3, sources=["steel.txt"])
+    query = embedder.embed_query("silk mill")
+    by_chroma = store.dense_search(query, k=3, sources=["steel.txt", "other.txt"])  # keyword index behind
+    store.refresh_keywords()  # now current: its ids of the sources are ranked exactly
+    by_id = store.dense_search(query, k=3, sources=["steel.txt", "other.txt"])
 
-    assert [h.id for h in hits] == ["bessemer"]
+    assert [h.id for h in store.dense_search(query, k=3, sources=["steel.txt"])] == ["bessemer"]
+    assert [h.id for h in by_id] == [h.id for h in by_chroma]
+    assert by_id[0].id == "meiji" and {h.id for h in by_id} == set(TEXTS)
+    assert [h.similarity for h in by_id] == pytest.approx([h.similarity for h in by_chroma], abs=1e-4)
+    assert [h.text for h in by_id] == [h.text for h in by_chroma]
+    assert store.dense_search(query, k=3, sources=["nowhere.txt"]) == []
+
+
+def test_exact_search_among_ids_returns_what_chromas_filtered_query_does(settings, embedder):
+    store = Store(settings, create=True)
+    put(store, embedder, TEXTS)
+    vector = np.asarray(embedder.embed_query("When did the Tomioka silk mill open?"), dtype=np.float32)
+    include = ["distances", "documents", "metadatas", "embeddings"]
+
+    chroma = store.collection.query(query_embeddings=[vector], n_results=2, ids=["meiji", "gosplan", "bessemer"],
+                                    include=include)
+    mine = exact.query(store.collection, ["gosplan", "meiji", "gone", "bessemer"], vector, k=2, include=include)
+
+    assert mine["ids"] == chroma["ids"] and len(mine["ids"][0]) == 2
+    assert mine["distances"][0] == pytest.approx(chroma["distances"][0], abs=1e-4)
+    assert mine["documents"] == chroma["documents"] and mine["metadatas"] == chroma["metadatas"]
+    assert np.allclose(np.asarray(mine["embeddings"][0]), np.asarray(chroma["embeddings"][0]), atol=1e-6)
+    assert exact.query(store.collection, ["gone"], vector, k=2, include=include)["ids"] == [[]]
 
 
 def test_chunks_are_read_back_by_source_and_by_id(settings, embedder):
