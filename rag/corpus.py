@@ -35,16 +35,50 @@ TEXT_CONTENT_TYPES = {"text/html": ".html", "application/xhtml+xml": ".html", "t
 
 
 def scan(corpus_dir: Path) -> list[Path]:
-    """Every file under ``corpus_dir`` that is not hidden, sorted."""
+    """Every file under ``corpus_dir`` that is not hidden, sorted (links to files included, links
+    to folders not followed)."""
     if not corpus_dir.is_dir():
         raise IngestError(f"Corpus folder {corpus_dir} does not exist. Create it or pass --corpus DIR.")
-    return sorted(
-        p for p in corpus_dir.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(corpus_dir).parts)
-    )
+    found: list[Path] = []
+    folders = [corpus_dir]
+    while folders:
+        folder = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except PermissionError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(folder / entry.name)
+            elif entry.is_file():
+                found.append(folder / entry.name)
+    return sorted(found)
 
 
-def source_of(path: Path, corpus_dir: Path) -> str:
+class Places:
+    """Corpus paths resolved for one pass over the folder: the corpus folder and each sub-folder
+    are resolved once, not again for every file (seconds for 20,000 files)."""
+
+    def __init__(self, corpus_dir: Path) -> None:
+        self.corpus_dir = corpus_dir
+        self.root = corpus_dir.resolve()
+        self._folders: dict[Path, Path] = {}
+
+    def resolve(self, path: Path, *, follow: bool = True) -> Path:
+        """``path.resolve()``; with ``follow=False`` a link's own place, not its target's."""
+        if path.name in {"", ".", ".."}:
+            return path.resolve()
+        if follow and path.is_symlink():
+            return path.resolve()
+        folder = self._folders.get(path.parent)
+        if folder is None:
+            folder = self._folders[path.parent] = path.parent.resolve()
+        return folder / path.name
+
+
+def source_of(path: Path, corpus_dir: Path, *, places: Places | None = None) -> str:
     """A file's source name: its path relative to the corpus folder, with forward slashes.
 
     A symbolic link is named by where it sits, not where it points (``check_inside`` decides
@@ -53,8 +87,8 @@ def source_of(path: Path, corpus_dir: Path) -> str:
     Raises:
         ValueError: ``path`` is not inside ``corpus_dir``.
     """
-    where = path.parent.resolve() / path.name if path.name not in {"", ".", ".."} else path.resolve()
-    return where.relative_to(corpus_dir.resolve()).as_posix()
+    places = places or Places(corpus_dir)
+    return places.resolve(path, follow=False).relative_to(places.root).as_posix()
 
 
 def collection_of(source: str) -> str:
@@ -95,7 +129,7 @@ def check_collection(name: str) -> str:
     return name
 
 
-def check_inside(path: Path, corpus_dir: Path, *, source: str) -> None:
+def check_inside(path: Path, corpus_dir: Path, *, source: str, places: Places | None = None) -> None:
     """Refuse a corpus file that resolves outside the corpus (a symbolic link out of it), or
     whose name is not UTF-8 (it could not be stored or cited).
 
@@ -105,8 +139,9 @@ def check_inside(path: Path, corpus_dir: Path, *, source: str) -> None:
     if not storable(source):
         raise IngestError(f"{ascii(source)[1:-1]}: the file name is not valid UTF-8, so it cannot be "
                           "stored or cited. Rename the file.")
+    places = places or Places(corpus_dir)
     try:
-        inside = path.resolve().is_relative_to(corpus_dir.resolve())
+        inside = places.resolve(path).is_relative_to(places.root)
     except (OSError, RuntimeError) as exc:  # a symlink loop
         raise IngestError(f"{source}: cannot resolve the file ({exc}). Remove it.") from exc
     if not inside:

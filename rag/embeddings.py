@@ -19,6 +19,7 @@ from rag.config import BUNDLED_MODEL, Settings, offline_environment
 from rag.errors import ConfigError
 from rag import onnx_export
 from rag.onnx_model import ONNX_FILE, load_tokenizer, read_spec
+from rag.threads import FEW_TEXTS, one_torch_thread
 
 __all__ = ["BACKENDS", "ONNX_FILE", "Embedder", "embedder_for", "get_embedder", "load_tokenizer",
            "read_spec", "resolve_model_path"]
@@ -88,7 +89,7 @@ class Embedder(Embeddings):
         """Unit-length float32 vectors for ``texts``, embedded in batches."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        with self._lock:
+        with self._lock, one_torch_thread(self.backend == "torch" and len(texts) <= FEW_TEXTS):
             return self._embed(texts, progress)
 
     def _embed(self, texts: Sequence[str], progress: Callable[[int], None] | None) -> np.ndarray:
@@ -138,7 +139,11 @@ def get_embedder(name: str, batch_size: int = 64, *, backend: str = "torch",
         cache_dir = fallback_dir = None
     elif cache_dir is not None and not onnx_export.why_unwritable(cache_dir):
         fallback_dir = None  # one loaded model for every data folder
-    return _cached_embedder(name, batch_size, backend, cache_dir, fallback_dir)
+    with _loading:  # one load at a time: two first loads in threads race in transformers' lazy imports
+        return _cached_embedder(name, batch_size, backend, cache_dir, fallback_dir)
+
+
+_loading = threading.Lock()
 
 
 def embedder_for(settings: Settings) -> Embedder:

@@ -113,15 +113,17 @@ class Indexer:
         self.progress.files(len(files))
         seen: set[str] = set()
         pending: list[_Pending] = []
+        places = corpus.Places(corpus_dir)
+        failed_before = dict(manifest.failed)
         for path in files:
             try:
-                source = corpus.source_of(path, corpus_dir)
+                source = corpus.source_of(path, corpus_dir, places=places)
             except ValueError:
                 report.failed.append((str(path), f"{path}: is not inside the corpus folder {corpus_dir}."))
                 continue
             seen.add(source)
             try:
-                item = self._prepare(path, source, manifest)
+                item = self._prepare(path, source, manifest, places)
                 if item is None:
                     report.unchanged.append(source)
                     manifest.failed.pop(source, None)
@@ -146,7 +148,8 @@ class Indexer:
             report.removed.extend(gone)
             for source in set(manifest.failed) - seen:
                 del manifest.failed[source]
-        manifest.save()
+        if rebuild or report.removed or manifest.failed != failed_before:
+            manifest.save()  # otherwise every change was saved by its commit (or there was none)
         journal.finish(self.settings.data_dir)
         store.refresh_keywords()
         report.chunks_total = store.count()
@@ -249,8 +252,8 @@ class Indexer:
         return dict(sorted(Manifest.load(self.manifest_path, collection=name).failed.items()))
 
     # -- steps -------------------------------------------------------------------
-    def _prepare(self, path: Path, source: str, manifest: Manifest) -> _Pending | None:
-        corpus.check_inside(path, self.settings.corpus_dir, source=source)
+    def _prepare(self, path: Path, source: str, manifest: Manifest, places: corpus.Places) -> _Pending | None:
+        corpus.check_inside(path, self.settings.corpus_dir, source=source, places=places)
         check_type(path, source)
         try:
             digest, size = corpus.file_hash(path), path.stat().st_size

@@ -37,6 +37,9 @@ class KeywordIndex:
         self._ids: list[str] = []
         self._sources: list[str] = []
         self._deleted: set[str] = set()
+        # Derived once per loaded version, so a search costs no Python loop over the corpus.
+        self._alive: np.ndarray | None = None  # 1.0 per live chunk, None when nothing is masked
+        self._positions: dict[str, np.ndarray] | None = None  # chunk positions by source, on first use
 
     @property
     def loaded_version(self) -> str | None:
@@ -60,6 +63,14 @@ class KeywordIndex:
             state = self._read_state()
             if state is not None and state.get("version") != self._loaded_version:
                 self._take(state)
+
+    def is_at(self, wanted: str) -> bool:
+        """Whether the index in memory or on disk is at version ``wanted``, without loading it."""
+        with self._lock:
+            if self._loaded_version == wanted:
+                return True
+            state = self._read_state()
+            return state is not None and state.get("version") == wanted
 
     def build(self, ids: list[str], texts: list[str], sources: list[str], *, version: str) -> None:
         """Index ``texts`` and save atomically (a temp folder renamed into place)."""
@@ -86,8 +97,7 @@ class KeywordIndex:
             except OSError as exc:
                 shutil.rmtree(self.folder.with_name(f".{self.folder.name}.{tag}"), ignore_errors=True)
                 raise translate_os_error(exc, "save the keyword index", self.folder) from exc
-            self._model, self._ids, self._sources, self._deleted = model, ids, sources, set()
-            self._loaded_version = version
+            self._hold(model, ids, sources, set(), version)
             logger.info("keyword index rebuilt over %d chunks", len(ids))
 
     def forget(self, ids: Iterable[str], *, version: str) -> bool:
@@ -96,13 +106,17 @@ class KeywordIndex:
             state = self._read_state()
             if state is None:
                 return False
+            previous = state.get("version")
             state["deleted"] = sorted(set(state.get("deleted", [])) | set(ids))
             state["version"] = version
             try:
                 _write_state(self.folder, state)
             except OSError as exc:
                 raise translate_os_error(exc, "save the keyword index", self.folder) from exc
-            self._take(state)
+            if previous is not None and self._loaded_version == previous:
+                # The saved model is the one in memory: only its mask changed, nothing is reloaded
+                # (an index not in memory is loaded by the next search that needs it).
+                self._hold(self._model, self._ids, self._sources, set(state["deleted"]), version)
             return True
 
     def search(self, question: str, *, k: int, sources: Sequence[str] | None = None) -> list[tuple[str, float]]:
@@ -113,16 +127,18 @@ class KeywordIndex:
             tokens = tokenize([question], as_ids=False)
             if not tokens[0]:
                 return []
-            mask = None
-            if sources or self._deleted:
-                wanted = set(sources or ())
-                mask = np.array([(not sources or s in wanted) and i not in self._deleted
-                                 for i, s in zip(self._ids, self._sources)], dtype=np.float32)
-                if not mask.any():
-                    return []
+            mask = self._mask(sources)
+            if mask is not None and not mask.any():
+                return []
             n = min(k, len(self._ids))
             docs, scores = self._model.retrieve(tokens, k=n, show_progress=False, weight_mask=mask)
             return [(self._ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+
+    def ids_of(self, sources: Sequence[str]) -> list[str]:
+        """The live chunk ids of ``sources`` in the index held in memory."""
+        with self._lock:
+            mask = self._mask(sources)
+            return [] if mask is None else [self._ids[n] for n in np.flatnonzero(mask)]
 
     def remove_leftovers(self) -> None:
         """Delete temporary and old folders left by processes that died while saving."""
@@ -148,9 +164,31 @@ class KeywordIndex:
                 model = bm25s.BM25.load(str(self.folder), show_progress=False)
             except (OSError, ValueError):  # replaced under us: the caller rebuilds or retries
                 return
-        self._model, self._ids, self._sources = model, ids, sources
-        self._deleted = set(state.get("deleted", []))
-        self._loaded_version = str(state.get("version", ""))
+        self._hold(model, ids, sources, set(state.get("deleted", [])), str(state.get("version", "")))
+
+    def _hold(self, model: Any, ids: list[str], sources: list[str], deleted: set[str], version: str) -> None:
+        if ids is not self._ids:
+            self._positions = None
+        self._model, self._ids, self._sources, self._deleted = model, ids, sources, deleted
+        self._alive = None
+        if deleted:
+            self._alive = np.fromiter((i not in deleted for i in ids), dtype=np.float32, count=len(ids))
+        self._loaded_version = version
+
+    def _mask(self, sources: Sequence[str] | None) -> np.ndarray | None:
+        """bm25s weights: 1 for chunks that are live and (with ``sources``) of those sources."""
+        if not sources:
+            return self._alive
+        if self._positions is None:
+            grouped: dict[str, list[int]] = {}
+            for n, source in enumerate(self._sources):
+                grouped.setdefault(source, []).append(n)
+            self._positions = {s: np.asarray(p, dtype=np.int64) for s, p in grouped.items()}
+        mask = np.zeros(len(self._ids), dtype=np.float32)
+        for source in set(sources):
+            if source in self._positions:
+                mask[self._positions[source]] = 1.0
+        return mask if self._alive is None else mask * self._alive
 
 
 COLLECTION_GLOB = "footnote_*"

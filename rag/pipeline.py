@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -30,9 +30,10 @@ History = Sequence[tuple[str, str]]
 
 def ingest(settings: Settings | None = None, *, rebuild: bool = False,
            progress: Progress | None = None) -> IngestReport:
-    """Sync the index with ``settings.corpus_dir``."""
+    """Sync the index with ``settings.corpus_dir`` (the embedding model is loaded only if a file
+    needs embedding: an unchanged corpus is checked without it)."""
     settings = settings or get_settings()
-    return Indexer(settings, progress=progress, embedder=embedder_for(settings)).sync(rebuild=rebuild)
+    return Indexer(settings, progress=progress).sync(rebuild=rebuild)
 
 
 def add(items: Sequence[str], *, settings: Settings, paths: bool = True, collection: str | None = None,
@@ -221,18 +222,44 @@ def retrieve_passages(question: str, *, settings: Settings, k: int | None = None
         return retrieve(question, settings=settings, store=store, embedder=embedder_for(settings), k=k,
                         sources=sources, hybrid=hybrid, mmr=mmr)
     except IndexNotFoundError:
-        _cached_store.cache_clear()  # the collection may have been rebuilt since it was opened
+        _forget_store(settings)  # the collection may have been rebuilt since it was opened
         store = _store(settings)
         return retrieve(question, settings=settings, store=store, embedder=embedder_for(settings), k=k,
                         sources=sources, hybrid=hybrid, mmr=mmr)
 
 
-@functools.lru_cache(maxsize=8)
-def _cached_store(data_dir: str, chroma_url: str, fingerprint: str, settings_json: str) -> Store:
-    return Store(Settings.model_validate_json(settings_json))
+def warm(settings: Settings) -> None:
+    """Load what the first question needs (embedding model, Chroma's vector index, the keyword
+    index) by retrieving once, so that question does not wait for them."""
+    retrieve_passages("warm up", settings=settings, hybrid=True)
+
+
+_stores: dict[tuple[str, ...], Store] = {}
+_stores_lock = threading.Lock()
+MAX_STORES = 8
+
+
+def _store_key(settings: Settings) -> tuple[str, ...]:
+    # What names the index; settings that differ elsewhere (top_k, answer backend) share one Store.
+    return (str(settings.data_dir.resolve()), settings.chroma_url, settings.index_fingerprint(),
+            str(settings.corpus_dir.resolve()))
 
 
 def _store(settings: Settings) -> Store:
-    """One open Store per index per process (opening a Chroma client is not free)."""
-    return _cached_store(str(settings.data_dir.resolve()), settings.chroma_url,
-                         settings.index_fingerprint(), settings.model_dump_json())
+    """One open Store per index per process: opening a Chroma client is not free, and each Store
+    holds its own keyword index in memory."""
+    key = _store_key(settings)
+    with _stores_lock:
+        found = _stores.get(key)
+    if found is not None:
+        return found
+    opened = Store(settings)
+    with _stores_lock:
+        if len(_stores) >= MAX_STORES and key not in _stores:
+            _stores.pop(next(iter(_stores)))
+        return _stores.setdefault(key, opened)
+
+
+def _forget_store(settings: Settings) -> None:
+    with _stores_lock:
+        _stores.pop(_store_key(settings), None)

@@ -71,7 +71,8 @@ def retrieve(question: str, *, settings: Settings, store: Store, embedder: Embed
     mmr = opts.mmr if mmr is None else mmr
     sources = list(sources) if sources else None
     query = embedder.embed([question])[0]
-    dense = store.dense_search(query, k=opts.candidates, sources=sources)
+    # Ranks and vectors only: the texts are read below for the few passages that are kept.
+    dense = store.dense_search(query, k=opts.candidates, sources=sources, with_vectors=True, with_text=False)
     rankings = [[c.id for c in dense]]
     keyword: dict[str, float] = {}
     if hybrid:
@@ -79,12 +80,9 @@ def retrieve(question: str, *, settings: Settings, store: Store, embedder: Embed
         rankings.append(list(keyword))
     fused = fuse(rankings, k=opts.rrf_k)
     order = sorted(fused, key=lambda i: fused[i], reverse=True)
-    by_id: dict[str, StoredChunk] = {c.id: c for c in dense}
-    missing = [i for i in order[: max(k * 3, k)] if i not in by_id]
-    by_id.update({c.id: c for c in store.get(missing)})
-    order = _dedupe([i for i in order if i in by_id], by_id)
-    candidates = order[: max(k * 3, k)] if mmr else order[:k]
-    vectors = {c.id: c.embedding for c in store.get(candidates, with_vectors=True) if c.embedding is not None}
+    vectors = {c.id: c.embedding for c in dense if c.embedding is not None}
+    by_id = _head(order, max(k * 3, k) if mmr else k, store, vectors)
+    candidates = list(by_id)
     similarity = {i: float(np.dot(query, vectors[i])) for i in candidates if i in vectors}
     if mmr and len(candidates) > k:
         picked = maximal_marginal_relevance(
@@ -107,13 +105,20 @@ def retrieve(question: str, *, settings: Settings, store: Store, embedder: Embed
     return Retrieval(passages=passages, best_similarity=best, relevance=relevance(question, passages))
 
 
-def _dedupe(order: list[str], chunks: dict[str, StoredChunk]) -> list[str]:
-    """Drop chunks whose text repeats an earlier one (the same passage stored in two documents)."""
+def _head(order: list[str], want: int, store: Store, vectors: dict[str, np.ndarray]) -> dict[str, StoredChunk]:
+    """The first ``want`` chunks of ``order`` read from the store, skipping any whose text repeats
+    an earlier one (the same passage stored in two documents); ``vectors`` gains the vectors read."""
+    kept: dict[str, StoredChunk] = {}
     seen: set[str] = set()
-    kept = []
-    for chunk_id in order:
-        key = " ".join(chunks[chunk_id].text.split()).lower()
-        if key not in seen:
-            seen.add(key)
-            kept.append(chunk_id)
+    start = 0
+    while len(kept) < want and start < len(order):
+        ids = order[start : start + want - len(kept)]
+        start += len(ids)
+        for chunk in store.get(ids, with_vectors=any(i not in vectors for i in ids)):
+            if chunk.embedding is not None:
+                vectors.setdefault(chunk.id, chunk.embedding)
+            key = " ".join(chunk.text.split()).lower()
+            if key not in seen:
+                seen.add(key)
+                kept[chunk.id] = chunk
     return kept

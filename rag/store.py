@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rag import journal
+from rag import exact, journal
 from rag.chroma_client import connection, get_collection, translated
 from rag.chunking import CHUNK_RECIPE
 from rag.config import Settings
@@ -197,7 +197,7 @@ class Store:
             before = self.conn.stamp
             for i in range(0, len(ids), MAX_BATCH):
                 collection.delete(ids=ids[i : i + MAX_BATCH])
-        if self.keywords.load(before):
+        if self.keywords.is_at(before):
             self.keywords.forget(ids, version=self.conn.stamp)
 
     def mark_changed(self) -> None:
@@ -251,21 +251,25 @@ class Store:
         return out
 
     def dense_search(self, vector: np.ndarray, *, k: int, sources: Sequence[str] | None = None,
-                     with_vectors: bool = False) -> list[StoredChunk]:
-        """Nearest chunks by cosine similarity, optionally only from ``sources``."""
-        include = ["documents", "metadatas", "distances"] + (["embeddings"] if with_vectors else [])
-        where = {"source": {"$in": list(sources)}} if sources else None
+                     with_vectors: bool = False, with_text: bool = True) -> list[StoredChunk]:
+        """Nearest chunks by cosine, optionally only of ``sources``; ``with_text=False``: no text or metadata."""
+        include = ["distances"] + (["documents", "metadatas"] if with_text else []) + (
+            ["embeddings"] if with_vectors else [])
         with self._reading() as collection, translated("search", self.where):
-            total = int(collection.count())
-            if total == 0:
-                return []
-            got = collection.query(query_embeddings=[np.asarray(vector, dtype=np.float32)],
-                                   n_results=min(k, total), where=where, include=include)
+            # The chunks of few sources are ranked exactly, by id: Chroma's filter reads every chunk.
+            chosen = self.keywords.ids_of(sources) if sources and self.keywords.load(
+                journal.read_stamp(self.data_dir)) else None
+            if chosen is not None and len(chosen) <= exact.MAX_IDS:
+                got = exact.query(collection, chosen, vector, k=k, include=include)
+            else:  # no count() first: a pass over the collection; Chroma returns fewer by itself
+                got = collection.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=k,
+                                       where={"source": {"$in": list(sources)}} if sources else None, include=include)
         chunks = []
         for n, chunk_id in enumerate(got["ids"][0]):
             vec = got["embeddings"][0][n] if with_vectors and got.get("embeddings") is not None else None
             chunks.append(StoredChunk(
-                id=chunk_id, text=got["documents"][0][n], metadata=dict(got["metadatas"][0][n] or {}),
+                id=chunk_id, text=got["documents"][0][n] if with_text else "",
+                metadata=dict(got["metadatas"][0][n] or {}) if with_text else {},
                 # Chroma's cosine space returns distance = 1 - cosine similarity.
                 similarity=1.0 - float(got["distances"][0][n]),
                 embedding=np.asarray(vec, dtype=np.float32) if vec is not None else None,
@@ -286,10 +290,11 @@ class Store:
         return self.keywords.search(question, k=k, sources=sources)
 
     def refresh_keywords(self) -> None:
-        """Rebuild the keyword index from Chroma's stored text unless it is at the current version."""
+        """Rebuild the keyword index from Chroma's stored text unless it is at the current version
+        (an index that is current is not loaded here: the first keyword search loads it)."""
         with journal.shared(self.data_dir):
             stamp = journal.read_stamp(self.data_dir)
-            if self.keywords.load(stamp):
+            if self.keywords.is_at(stamp):
                 return
             ids: list[str] = []
             texts: list[str] = []

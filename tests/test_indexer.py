@@ -97,6 +97,15 @@ def test_unchanged_corpus_does_not_load_the_model(synced, settings):
     assert fresh._embedder is None
 
 
+def test_unchanged_sync_does_not_rewrite_the_manifest(synced, indexer, settings):
+    path = settings.data_dir / "manifest.json"
+    before = path.stat()  # every save writes a new file and renames it over the old one
+
+    indexer.sync()
+
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
 def test_changing_one_file_reembeds_only_that_file(synced, indexer, settings, fixture_corpus):
     zollverein = settings.corpus_dir / "zollverein.txt"
     zollverein.write_text(zollverein.read_text() + "\nAustria stayed outside the Zollverein.\n")

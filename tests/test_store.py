@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
+from rag import exact
 from rag.errors import IndexNotFoundError, StaleIndexError, StoreError
 from rag.indexer import Indexer
 from rag.store import Store, collection_name
@@ -113,9 +116,34 @@ def test_dense_search_can_be_limited_to_sources(settings, embedder):
     put(store, embedder, {"bessemer": TEXTS["bessemer"]}, source="steel.txt")
     put(store, embedder, {"meiji": TEXTS["meiji"], "gosplan": TEXTS["gosplan"]}, source="other.txt")
 
-    hits = store.dense_search(embedder.embed_query("silk mill"), k=3, sources=["steel.txt"])
+    query = embedder.embed_query("silk mill")
+    by_chroma = store.dense_search(query, k=3, sources=["steel.txt", "other.txt"])  # keyword index behind
+    store.refresh_keywords()  # now current: its ids of the sources are ranked exactly
+    by_id = store.dense_search(query, k=3, sources=["steel.txt", "other.txt"])
 
-    assert [h.id for h in hits] == ["bessemer"]
+    assert [h.id for h in store.dense_search(query, k=3, sources=["steel.txt"])] == ["bessemer"]
+    assert [h.id for h in by_id] == [h.id for h in by_chroma]
+    assert by_id[0].id == "meiji" and {h.id for h in by_id} == set(TEXTS)
+    assert [h.similarity for h in by_id] == pytest.approx([h.similarity for h in by_chroma], abs=1e-4)
+    assert [h.text for h in by_id] == [h.text for h in by_chroma]
+    assert store.dense_search(query, k=3, sources=["nowhere.txt"]) == []
+
+
+def test_exact_search_among_ids_returns_what_chromas_filtered_query_does(settings, embedder):
+    store = Store(settings, create=True)
+    put(store, embedder, TEXTS)
+    vector = np.asarray(embedder.embed_query("When did the Tomioka silk mill open?"), dtype=np.float32)
+    include = ["distances", "documents", "metadatas", "embeddings"]
+
+    chroma = store.collection.query(query_embeddings=[vector], n_results=2, ids=["meiji", "gosplan", "bessemer"],
+                                    include=include)
+    mine = exact.query(store.collection, ["gosplan", "meiji", "gone", "bessemer"], vector, k=2, include=include)
+
+    assert mine["ids"] == chroma["ids"] and len(mine["ids"][0]) == 2
+    assert mine["distances"][0] == pytest.approx(chroma["distances"][0], abs=1e-4)
+    assert mine["documents"] == chroma["documents"] and mine["metadatas"] == chroma["metadatas"]
+    assert np.allclose(np.asarray(mine["embeddings"][0]), np.asarray(chroma["embeddings"][0]), atol=1e-6)
+    assert exact.query(store.collection, ["gone"], vector, k=2, include=include)["ids"] == [[]]
 
 
 def test_chunks_are_read_back_by_source_and_by_id(settings, embedder):
@@ -157,12 +185,33 @@ def test_keyword_search_finds_stemmed_words_and_filters_sources(settings, embedd
     assert store.keyword_search("the of and", k=5) == []
 
 
+def test_removed_chunks_are_masked_without_a_rebuild_with_and_without_sources(settings, embedder):
+    store = Store(settings, create=True)
+    put(store, embedder, {"bessemer": TEXTS["bessemer"]}, source="steel.txt")
+    put(store, embedder, {"meiji": TEXTS["meiji"], "gosplan": TEXTS["gosplan"]}, source="plan.txt")
+    assert {i for i, _ in store.keyword_search("Tomioka silk Gosplan", k=5)} == {"meiji", "gosplan"}
+
+    store.delete(["meiji"])  # masked in the saved keyword index: no rebuild
+
+    state = json.loads((store.keywords.folder / "state.json").read_text(encoding="utf-8"))
+    assert state["deleted"] == ["meiji"] and "meiji" in state["ids"]
+    for reader in (store, Store(settings)):  # in memory, and loaded from disk
+        assert [i for i, _ in reader.keyword_search("Tomioka silk Gosplan", k=5)] == ["gosplan"]
+        assert [i for i, _ in reader.keyword_search("Tomioka Gosplan", k=5, sources=["plan.txt"])] == ["gosplan"]
+        assert reader.keyword_search("Tomioka silk", k=5, sources=["plan.txt"]) == []
+        assert reader.keyword_search("Bessemer converter", k=5, sources=["plan.txt"]) == []
+        assert [i for i, _ in reader.keyword_search("Bessemer converter", k=5,
+                                                     sources=["steel.txt", "nowhere.txt"])] == ["bessemer"]
+
+
 def test_keyword_index_is_reloaded_from_disk_by_a_new_store(settings, embedder):
     put(Store(settings, create=True), embedder, TEXTS)
     Store(settings).refresh_keywords()
 
     fresh = Store(settings)
+    fresh.refresh_keywords()  # current already: checked, not loaded (the first search loads it)
 
+    assert fresh.keywords.loaded_version is None
     assert [i for i, _ in fresh.keyword_search("Five-Year Plan targets", k=1)] == ["gosplan"]
 
 

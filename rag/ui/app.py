@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -95,4 +96,17 @@ def serve(settings: Settings) -> None:
         logger.warning("not indexed: %s", message)
     app = build_app(settings)
     app.queue(default_concurrency_limit=1)
-    app.launch(**options)
+    app.launch(**options, prevent_thread_lock=True)
+    # The page answers now; the embedding model and the indexes load behind it, not before it.
+    threading.Thread(target=_warm, args=(settings,), name="footnote-warm-up", daemon=True).start()
+    app.block_thread()
+
+
+def _warm(settings: Settings) -> None:
+    """Best effort: whatever fails here, the first question meets again and reports."""
+    try:
+        pipeline.warm(settings)
+    except FootnoteError as exc:  # an empty index, say
+        logger.info("warm-up skipped: %s", exc)
+    except Exception:  # noqa: BLE001 - a warm-up must never take the app down
+        logger.warning("warm-up failed", exc_info=True)
