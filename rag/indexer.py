@@ -40,6 +40,7 @@ class _Pending:
     size: int
     chunks: list[Document]
     previous: Entry | None
+    stored: bool  # the store may hold chunks of this source (an earlier version, or a crashed run's)
 
 
 class Indexer:
@@ -123,7 +124,7 @@ class Indexer:
                 continue
             seen.add(source)
             try:
-                item = self._prepare(path, source, manifest, places)
+                item = self._prepare(path, source, manifest, places, suspect)
                 if item is None:
                     report.unchanged.append(source)
                     manifest.failed.pop(source, None)
@@ -252,7 +253,8 @@ class Indexer:
         return dict(sorted(Manifest.load(self.manifest_path, collection=name).failed.items()))
 
     # -- steps -------------------------------------------------------------------
-    def _prepare(self, path: Path, source: str, manifest: Manifest, places: corpus.Places) -> _Pending | None:
+    def _prepare(self, path: Path, source: str, manifest: Manifest, places: corpus.Places,
+                 suspect: set[str]) -> _Pending | None:
         corpus.check_inside(path, self.settings.corpus_dir, source=source, places=places)
         check_type(path, source)
         try:
@@ -274,7 +276,7 @@ class Indexer:
                               "Save it again as plain text, or remove it.") from exc
         if not chunks:
             raise EmptyDocumentError(f"{source}: no text could be extracted.")
-        return _Pending(source, digest, size, chunks, previous)
+        return _Pending(source, digest, size, chunks, previous, previous is not None or source in suspect)
 
     def _commit(self, pending: list[_Pending], store: Store, manifest: Manifest,
                 report: IngestReport) -> None:
@@ -284,10 +286,11 @@ class Indexer:
         journal.begin(self.settings.data_dir, "write", [p.source for p in pending])
         # Chunks already stored for these sources (a previous version, or a crashed run's):
         # their vectors are reused for unchanged text, and whatever is not rewritten is stale.
-        old_chunks = {p.source: store.chunks_of(p.source, with_vectors=True) for p in pending}
+        # A new source has none (reconcile ran first), so the store is not asked.
+        old_chunks = {p.source: store.chunks_of(p.source, with_vectors=True) for p in pending if p.stored}
         reusable: dict[str, np.ndarray] = {}
-        for chunks in old_chunks.values():
-            for chunk in chunks:
+        for stored in old_chunks.values():
+            for chunk in stored:
                 if chunk.embedding is not None:
                     reusable[_text_key(chunk.text)] = chunk.embedding
         todo = [c for p in pending for c in p.chunks if _text_key(c.page_content) not in reusable]
@@ -295,22 +298,23 @@ class Indexer:
         fresh = {_text_key(c.page_content): v for c, v in zip(todo, vectors)}
         report.chunks_embedded += len(todo)
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        chunks = [c for p in pending for c in p.chunks]
+        keys = [_text_key(c.page_content) for c in chunks]
+        report.chunks_reused += sum(1 for k in keys if k not in fresh)
+        ids = [str(c.id) for c in chunks]
+        # One write for the whole group: Chroma's cost is mostly per call (about 50 ms each at
+        # 20,000 chunks), so writing document by document made a first ingest Chroma-bound.
+        store.upsert(ids, [c.page_content for c in chunks], [c.metadata for c in chunks],
+                     np.vstack([fresh[k] if k in fresh else reusable[k] for k in keys]))
+        store.delete({c.id for old in old_chunks.values() for c in old} - set(ids))
         for item in pending:
-            keys = [_text_key(c.page_content) for c in item.chunks]
-            matrix = np.vstack([fresh[k] if k in fresh else reusable[k] for k in keys])
-            report.chunks_reused += sum(1 for k in keys if k not in fresh)
-            ids = [str(c.id) for c in item.chunks]
-            store.upsert(ids, [c.page_content for c in item.chunks],
-                         [c.metadata for c in item.chunks], matrix)
-            stale = {c.id for c in old_chunks.get(item.source, [])} - set(ids)
-            store.delete(stale)
             meta = item.chunks[0].metadata
             manifest.entries[item.source] = Entry(
                 source=item.source, file_hash=item.file_hash, content_hash=str(meta["content_hash"]),
                 title=str(meta.get("title", "")), type=str(meta.get("type", "")),
-                chunks=len(ids), added=item.previous.added if item.previous else now, updated=now,
+                chunks=len(item.chunks), added=item.previous.added if item.previous else now, updated=now,
                 authors=str(meta.get("authors", "")), url=str(meta.get("url", "")),
-                size=item.size, chunk_ids=ids,
+                size=item.size, chunk_ids=[str(c.id) for c in item.chunks],
             )
             manifest.failed.pop(item.source, None)
             (report.updated if item.previous else report.added).append(item.source)

