@@ -15,9 +15,10 @@ from measure import PYTHON, REPO, free_port, percentile, stop, tree_rss_mb, wait
 
 
 def ask_over_http(url: str, question: str, *, timeout: float = 300) -> dict[str, Any]:
-    """One question through the app's `/ask` endpoint (Gradio's two-step REST call)."""
+    """One question through the app's `/ask` endpoint (Gradio's two-step REST call), searching
+    every collection (Gradio's REST API wants every argument, the empty list included)."""
     with httpx.Client(base_url=url, timeout=timeout, trust_env=False) as client:
-        posted = client.post("/gradio_api/call/ask", json={"data": [question]})
+        posted = client.post("/gradio_api/call/ask", json={"data": [question, []]})
         posted.raise_for_status()
         event = posted.json()["event_id"]
         kind, data = "", ""

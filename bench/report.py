@@ -109,7 +109,7 @@ def targets(rows: list[Row]) -> list[str]:
         judge("App resident memory <= 1.5 GB without the local model", rows,
               lambda r: r.get("app_rss_mb", math.inf) <= 1536, lambda r: f"{r.get('app_rss_mb', math.nan):.0f} MB"),
         judge("App resident memory <= 3.5 GB with the local model (after one answer)",
-              [r for r in rows if "app_local_rss_mb" in r], lambda r: r["app_local_rss_mb"] <= 3584,
+              [r for r in rows if r.get("app_local_answers")], lambda r: r["app_local_rss_mb"] <= 3584,
               lambda r: f"{r['app_local_rss_mb']:.0f} MB"),
     ]
     for store in sorted({r["store"] for r in rows}):

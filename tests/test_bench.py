@@ -38,6 +38,7 @@ def test_bench_prints_one_row_per_size_and_store_and_writes_its_report_where_tol
     assert row["reingest_embedded"] == 0
     assert row["answer_backend"] == "extractive"
     assert row["embeddings_cached"] is False
+    assert row["app_answers"] == 1 and not row["app_error"], row["app_error"]  # memory after a real answer
 
     report = (tmp_path / "docs" / "benchmarks.md").read_text(encoding="utf-8")
     assert "## 120 chunks" in report and "## Targets of issue 12" in report
