@@ -34,7 +34,8 @@ from rag.citations import SupportChecker  # noqa: E402
 from rag.config import build_settings  # noqa: E402
 from rag.embeddings import embedder_for  # noqa: E402
 from rag.indexer import Indexer  # noqa: E402
-from rag.judge import JUDGE_PASSAGES, AnswerabilityJudge, Weights, logit, quote_evidence  # noqa: E402
+from rag.judge import (  # noqa: E402
+    JUDGE_PASSAGES, AnswerabilityJudge, Weights, logit, nearest_sentences, quote_evidence)
 from rag.local_model import get_local_model  # noqa: E402
 from rag.pipeline import retrieve_passages  # noqa: E402
 
@@ -42,10 +43,10 @@ EVALS = REPO / "evals"
 POSITIVE = frozenset({"relevance", "cosine", "yes", "quote", "verbatim"})
 # Candidate evidence for the answer-or-refuse model; cross-validation on calibration data picks one.
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
-    "all": ("relevance", "cosine", "yes", "quote", "verbatim", "invented", "silent"),
-    "model": ("yes", "quote", "verbatim", "invented", "silent"),
-    "quote": ("verbatim", "invented", "silent"),
-    "yes+quote": ("yes", "verbatim", "invented"),
+    "all": ("relevance", "cosine", "yes", "quote", "verbatim", "made_up", "paraphrased", "echo", "silent"),
+    "model": ("yes", "quote", "verbatim", "made_up", "paraphrased", "echo", "silent"),
+    "quote": ("verbatim", "made_up", "paraphrased", "echo", "silent"),
+    "yes+quote": ("yes", "verbatim", "made_up", "echo"),
     "retrieval+yes+quote share": ("relevance", "cosine", "yes", "quote"),
 }
 
@@ -84,7 +85,7 @@ def compute_features(cache: Path, refresh: bool) -> dict[str, Any]:
         return cached
     settings = calibration_settings()
     model = get_local_model(settings)
-    judge = AnswerabilityJudge(model, Weights(0.0, {}, 0.5, 0.0))
+    judge = AnswerabilityJudge(model, Weights(0.0, {}, 0.5, 0.0), embedder_for(settings))
     for n, row in enumerate(missing, start=1):
         found = retrieve_passages(row["question"], settings=settings)
         started = time.perf_counter()
@@ -111,12 +112,14 @@ def compute_features(cache: Path, refresh: bool) -> dict[str, Any]:
 def with_quote_evidence(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Questions whose features include today's reading of the cached quote (no model call)."""
     settings = calibration_settings()
+    embedder = embedder_for(settings)
     texts = {(r["dataset"], r["id"]): r["question"] for r in question_rows()}
     out = []
     for q in questions:
         question = texts[(q["dataset"], q["id"])]
         found = retrieve_passages(question, settings=settings)
-        evidence = quote_evidence(q["quote"], question, found.passages[:JUDGE_PASSAGES])
+        shown = nearest_sentences(question, found.passages[:JUDGE_PASSAGES], embedder)
+        evidence = quote_evidence(q["quote"], question, shown)
         out.append(dict(q, features={**q["features"], **evidence}))
     return out
 

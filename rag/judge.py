@@ -7,10 +7,12 @@ The evidence, combined by a logistic model fitted on calibration data only
 - ``relevance`` and ``cosine``: retrieval's score of the best passage (``retrieval.relevance``);
 - ``yes``: the local model's P(yes) to "do the passages contain the answer?", as a logit;
 - the model's quote of the words that answer, checked against the passages: ``quote`` (share of
-  its words found as one run in a passage), and its kind: ``verbatim`` (mostly found),
-  ``invented`` (words the passages do not hold: the small model answering from its own
-  knowledge, e.g. a year the passages never give), ``silent`` (it replied NONE); a quote that
-  only restates the question is none of these.
+  its words found as one run in a passage; a number matches only the whole number, so "10" is not
+  found in "1,100"), and its kind, one of: ``verbatim`` (mostly found), ``made_up`` (a short
+  answer, a name or a number, that the passages do not hold: the small model answering from its
+  own knowledge, e.g. a year the passages never give), ``paraphrased`` (a longer answer in other
+  words), ``echo`` (it only restates the question), ``silent`` (it replied NONE); a bare Yes or No
+  is none of these.
 
 Questions below a cheap relevance floor are refused without asking the model.
 """
@@ -25,32 +27,41 @@ import math
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from rag.answer.prompt import TASK_JUDGE, TASK_QUOTE, task_messages
 from rag.citations import SupportCalibration, SupportChecker
 from rag.config import Settings
-from rag.embeddings import Embedder
+from rag.embeddings import Embedder, embedder_for
 from rag.local_model import LocalModel, get_local_model, is_available
 from rag.retrieval import Retrieval
-from rag.text import WORD
+from rag.text import STOPWORDS, sentences
 from rag.types import Passage
 
 logger = logging.getLogger(__name__)
 
 CALIBRATION = Path(__file__).with_name("calibration.json")
-FEATURES = ("relevance", "cosine", "yes", "quote", "verbatim", "invented", "silent")
-# The judge reads the top passages only: prompt reading is the cost on a CPU (about 170 tokens/s
-# on two cores), and the answer that follows reuses this prefix of its own prompt.
-JUDGE_PASSAGES = 3
+FEATURES = ("relevance", "cosine", "yes", "quote", "verbatim", "made_up", "paraphrased", "echo", "silent")
+# The judge reads only the sentences nearest the question, from the top passages: reading the
+# prompt is the cost on a CPU (about 90 tokens/s on two cores), and the small model judges a few
+# focused sentences better than whole passages (held-out refusal accuracy 0.24 -> 0.59).
+JUDGE_PASSAGES = 5
+JUDGE_SENTENCES = 6
+GAP = " … "
 QUOTE_TOKENS = 32
 # A quote this share of whose words run verbatim in a passage is the passages' own words.
 VERBATIM_SHARE = 0.5
-# A quote of at least this many words, nearly all taken from the question, only restates it.
-ECHO_MIN_WORDS = 3
+QUOTE_KINDS = ("verbatim", "made_up", "paraphrased", "echo", "silent")
+# A quote of at most this many words is a short answer (a name, a number), not a sentence.
+SHORT_ANSWER_WORDS = 4
 NONE_REPLY = re.compile(r"^\W*none\b", re.IGNORECASE)
+YES_NO_REPLY = re.compile(r"^\W*(?:yes|no)\W*$", re.IGNORECASE)
+# Words, with a number and its separators one token ("1,100", "3.5"), so "10" never matches inside it.
+TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[A-Za-zÀ-ÿ]+(?:['’][A-Za-z]+)?")
 
 
 @dataclass(frozen=True)
@@ -116,44 +127,84 @@ def logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
+def tokens(text: str) -> list[str]:
+    """Lower-cased words and whole numbers of ``text``."""
+    return [t.lower() for t in TOKEN.findall(text)]
+
+
 def quote_support(quote: str, passages: Sequence[Passage]) -> float:
     """Share of the quote's words found as one contiguous run in some passage (0 for NONE)."""
-    words = [w.lower() for w in WORD.findall(quote)]
+    words = tokens(quote)
     if not words or NONE_REPLY.match(quote):
         return 0.0
     best = 0
     for p in passages:
-        text = [w.lower() for w in WORD.findall(p.text)]
+        text = tokens(p.text)
         matcher = difflib.SequenceMatcher(None, words, text, autojunk=False)
         best = max(best, matcher.find_longest_match(0, len(words), 0, len(text)).size)
     return best / len(words)
 
 
+def quote_kind(quote: str, question: str, share: float) -> str:
+    """What the model's quote is: verbatim, made_up, paraphrased, echo, silent, or "" (Yes/No)."""
+    words = tokens(quote)
+    if not words or NONE_REPLY.match(quote):
+        return "silent"
+    if YES_NO_REPLY.match(quote):
+        return ""
+    asked = {w.rstrip("s") for w in tokens(question)}
+    new_words = [w for w in words if w not in STOPWORDS and w.rstrip("s") not in asked]
+    if len(new_words) <= len(words) // 4:
+        return "echo"
+    if share >= VERBATIM_SHARE:
+        return "verbatim"
+    return "made_up" if len(words) <= SHORT_ANSWER_WORDS else "paraphrased"
+
+
 def quote_evidence(quote: str, question: str, passages: Sequence[Passage]) -> dict[str, float]:
     """The quote's features: its share found in a passage, and its kind as 0/1 flags."""
     share = quote_support(quote, passages)
-    words = [w.lower() for w in WORD.findall(quote)]
-    silent = not words or bool(NONE_REPLY.match(quote))
-    asked = {w.lower() for w in WORD.findall(question)}
-    echo = len(words) >= ECHO_MIN_WORDS and sum(w not in asked for w in words) <= len(words) // 4
-    verbatim = not silent and share >= VERBATIM_SHARE
-    invented = not silent and not verbatim and not echo
-    return {"quote": share, "verbatim": float(verbatim), "invented": float(invented), "silent": float(silent)}
+    kind = quote_kind(quote, question, share)
+    return {"quote": share, **{name: float(kind == name) for name in QUOTE_KINDS}}
+
+
+def nearest_sentences(question: str, passages: Sequence[Passage], embedder: Embedder,
+                      k: int = JUDGE_SENTENCES) -> list[Passage]:
+    """The passages cut down to the ``k`` sentences nearest the question, kept in their order.
+
+    Each passage keeps its number; one that holds none of the ``k`` is left out.
+    """
+    spans = [(n, s.text) for n, p in enumerate(passages) for s in sentences(p.text)]
+    if not spans:
+        return list(passages)
+    sims = embedder.embed([text for _, text in spans]) @ embedder.embed([question])[0]
+    keep = set(np.argsort(-sims, kind="stable")[:k].tolist())
+    out = []
+    for n, p in enumerate(passages):
+        chosen = [text for j, (m, text) in enumerate(spans) if m == n and j in keep]
+        if chosen:
+            out.append(replace(p, text=GAP.join(chosen)))
+    return out
 
 
 class AnswerabilityJudge:
     """Decides, from the retrieved passages, whether to answer or refuse."""
 
-    def __init__(self, model: LocalModel, weights: Weights) -> None:
+    def __init__(self, model: LocalModel, weights: Weights, embedder: Embedder) -> None:
         self.model = model
         self.weights = weights
+        self.embedder = embedder
+
+    def read(self, question: str, found: Retrieval) -> list[Passage]:
+        """What the model is shown: the sentences nearest the question in the top passages."""
+        return nearest_sentences(question, found.passages[:JUDGE_PASSAGES], self.embedder)
 
     def features(self, question: str, found: Retrieval, *, ask_yes: bool = True) -> tuple[dict[str, float], str]:
         """The model-based evidence plus retrieval's, and the quote the model gave.
 
         ``ask_yes=False`` skips the yes/no call (its feature is then 0) when the weights ignore it.
         """
-        passages = found.passages[:JUDGE_PASSAGES]
+        passages = self.read(question, found)
         yes = self.model.judge(task_messages(question, passages, TASK_JUDGE)).yes if ask_yes else 0.5
         quote = self.model.complete(task_messages(question, passages, TASK_QUOTE),
                                     max_tokens=QUOTE_TOKENS, stop=["\n"]).strip()
@@ -171,8 +222,8 @@ class AnswerabilityJudge:
         answerable = probability >= self.weights.threshold
         if answerable:
             reason = "the passages answer this question"
-        elif feats["invented"]:
-            reason = "the model's answer uses words the passages do not contain"
+        elif feats["made_up"]:
+            reason = "the model's answer is not in the passages (it came from the model, not the documents)"
         elif not feats["verbatim"]:
             reason = "the model found no words in the passages that answer it"
         else:
@@ -203,7 +254,7 @@ def judge_enabled(settings: Settings) -> bool:
 def get_judge(settings: Settings) -> AnswerabilityJudge | RelevanceRule:
     """The refusal decision these settings ask for."""
     if judge_enabled(settings):
-        return AnswerabilityJudge(get_local_model(settings), load_weights())
+        return AnswerabilityJudge(get_local_model(settings), load_weights(), embedder_for(settings))
     return RelevanceRule(settings.retrieval.min_relevance)
 
 

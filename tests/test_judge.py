@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from rag.judge import load_weights, quote_evidence, quote_support
+from rag.judge import QUOTE_KINDS, load_weights, quote_evidence, quote_support
 from rag.types import Passage
 
-PASSAGE = Passage(marker=1, id="a", text="Grain was requisitioned from the peasants to pay for imports in 1929.",
+PASSAGE = Passage(marker=1, id="a", text="Grain was requisitioned from the peasants to pay for imports in 1929. "
+                  "The new line ran for 1,100 kilometres.",
                   source="s", title="t", score=1.0, start=0, end=10)
 QUESTION = "What did the state take from the villages to pay for imports?"
 
@@ -17,20 +18,27 @@ def test_quote_support_counts_only_words_the_passages_hold() -> None:
     assert quote_support("peasants", [PASSAGE]) == 1.0, "a one-word answer found in the passage is whole"
     assert quote_support("NONE", [PASSAGE]) == 0.0
     assert quote_support("taxes on vodka and salt", [PASSAGE]) <= 0.2
+    assert quote_support("10", [PASSAGE]) == 0.0, "a number is matched whole, not inside 1,100"
 
 
 @pytest.mark.parametrize(("quote", "kind"), [
     ("Grain was requisitioned from the peasants", "verbatim"),
     ("1929", "verbatim"),
-    ("1931", "invented"),  # a year the passage never gives: the model's own knowledge
-    ("100,000 tons of steel", "invented"),
+    ("1,100 kilometres", "verbatim"),
+    ("1931", "made_up"),  # a year the passage never gives: the model's own knowledge
+    ("10", "made_up"),  # not found inside "1,100": numbers match whole
+    ("100,000 tons of steel", "made_up"),
+    ("The peasants had to hand over their harvests so that the regime could buy machines abroad.",
+     "paraphrased"),
+    ("The state took from the villages to pay for imports.", "echo"),  # restates the question
+    ("imports", "echo"),
     ("NONE", "silent"),
     ("", "silent"),
-    ("The state took from the villages to pay for imports.", None),  # restates the question
+    ("Yes", None),  # a yes/no question answered in one word
 ])
 def test_quote_evidence_names_the_kind_of_quote(quote: str, kind: str | None) -> None:
     evidence = quote_evidence(quote, QUESTION, [PASSAGE])
-    flags = {name for name in ("verbatim", "invented", "silent") if evidence[name]}
+    flags = {name for name in QUOTE_KINDS if evidence[name]}
     assert flags == ({kind} if kind else set()), evidence
 
 
