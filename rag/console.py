@@ -136,6 +136,11 @@ def print_eval(reports: list[Any], paths: dict[str, Any], *, title: str, as_json
         from rich.console import Console
 
         Console(markup=False, highlight=False).print(summary_table(reports, title=title))
+        for report in reports:
+            stages = ", ".join(f"{name} {t['p50_ms'] / 1000:.1f}/{t['p95_ms'] / 1000:.1f} s"
+                               for name, t in report.stages.items())
+            if stages:
+                print(f"latency p50/p95 by stage, {report.label}: {stages}", file=sys.stderr)
     if not quiet:
         print(f"reports: {paths['markdown']}, {paths['json']}, {paths['chart']}", file=sys.stderr)
     for report in reports:

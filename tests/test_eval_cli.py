@@ -77,6 +77,14 @@ def test_eval_with_corpus_prints_the_metric_keys_and_writes_reports(
     assert by_id["brunat"]["cited"][0]["source"] == "tomioka.txt"
     assert (out / "report.md").read_text(encoding="utf-8").count("| brunat |") == 1
     assert (out / "report.png").read_bytes().startswith(b"\x89PNG")
+    # Latency by stage: every question is retrieved and judged; the refused one stops there.
+    stages = run["stages"]
+    assert stages["retrieve"]["n"] == stages["judge"]["n"] == stages["total"]["n"] == 4
+    assert stages["check"]["n"] == 3
+    assert all(0 <= t["p50_ms"] <= t["p95_ms"] for t in stages.values()), stages
+    assert stages["retrieve"]["p50_ms"] > 0
+    assert stages["total"]["p50_ms"] == summary["latency_p50_ms"]
+    assert "| judge |" in (out / "report.md").read_text(encoding="utf-8")
 
     # The evaluation corpus gets its own index folder; the user's data folder holds no index.
     assert not (data / "chroma").exists()

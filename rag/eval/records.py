@@ -14,6 +14,8 @@ RATIO_METRICS = ("hit@{k}", "recall@{k}", "mrr", "ndcg@{k}", "token_f1", "rouge_
                  "refusal_accuracy", "false_refusal_rate")
 LATENCY_METRICS = ("latency_p50_ms", "latency_p95_ms")
 JUDGE_METRICS = ("judge_faithfulness", "judge_correctness")
+# Stages of an answer timed by the pipeline (``Answer.timings``), reported as p50/p95 per run.
+STAGES = ("retrieve_s", "judge_s", "first_token_s", "generate_s", "check_s", "total_s")
 # Metrics where lower is better (the gate reads their thresholds as maxima).
 LOWER_IS_BETTER = frozenset({"false_refusal_rate", *LATENCY_METRICS})
 
@@ -39,6 +41,7 @@ class QuestionRecord:
     cited: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, float | None] = field(default_factory=dict)
     error: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of one question in the report file."""
@@ -47,6 +50,7 @@ class QuestionRecord:
             "reference_answer": self.reference_answer, "answer": self.answer, "refused": self.refused,
             "latency_ms": round(self.latency_ms, 1), "retrieved": self.retrieved, "cited": self.cited,
             "metrics": {k: _round(v) for k, v in self.metrics.items()}, "error": self.error,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
 
 
@@ -67,11 +71,22 @@ class EvalReport:
         """Questions whose answer failed (a backend error), counted in the metrics as empty answers."""
         return sum(1 for r in self.records if r.error)
 
+    @property
+    def stages(self) -> dict[str, dict[str, float | int]]:
+        """p50 and p95 in ms of each timed stage, over the questions that reached it."""
+        out: dict[str, dict[str, float | int]] = {}
+        for stage in STAGES:
+            values = [r.timings[stage] * 1000 for r in self.records if not r.error and stage in r.timings]
+            p50, p95 = metrics.percentile(values, 50), metrics.percentile(values, 95)
+            if p50 is not None and p95 is not None:
+                out[stage.removesuffix("_s")] = {"p50_ms": round(p50, 1), "p95_ms": round(p95, 1), "n": len(values)}
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of one run in the report file."""
         return {
             "label": self.label, "settings": self.settings, "k": self.k, "summary": self.summary,
-            "judge_unparsable": self.judge_unparsable, "errors": self.errors,
+            "stages": self.stages, "judge_unparsable": self.judge_unparsable, "errors": self.errors,
             "seconds": round(self.seconds, 2), "questions": [r.to_dict() for r in self.records],
         }
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import ConfigError
-from rag.eval.records import LATENCY_METRICS, LOWER_IS_BETTER, EvalReport
+from rag.eval.records import LATENCY_METRICS, LOWER_IS_BETTER, STAGES, EvalReport
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +106,7 @@ def to_markdown(reports: Sequence[EvalReport], *, dataset: str = "", split: str 
         lines += ["", "Unparsable judge replies (scored 0): "
                   + ", ".join(f"{_cell(r.label)}: {r.judge_unparsable}" for r in reports)]
     lines += ["", "Retrieval and answer metrics cover answerable questions; refusal metrics both kinds.", ""]
+    lines += _stage_table(reports)
     for r in reports:
         k = r.k
         lines += [f"## Questions: {_cell(r.label)}", "",
@@ -121,6 +122,20 @@ def to_markdown(reports: Sequence[EvalReport], *, dataset: str = "", split: str 
                 f"{q.latency_ms:.0f} | {_cell(q.question, 120)} | {_cell(answer, 200)} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _stage_table(reports: Sequence[EvalReport]) -> list[str]:
+    """Latency by stage of the answer (p50 / p95 ms, and how many questions reached the stage)."""
+    stages = [name for name in (s.removesuffix("_s") for s in STAGES) if any(name in r.stages for r in reports)]
+    if not stages:
+        return []
+    lines = ["## Latency by stage", "", "| stage | " + " | ".join(_cell(r.label) for r in reports) + " |",
+             "|---|" + "---:|" * len(reports)]
+    for name in stages:
+        cells = [f"{t['p50_ms']:.0f} / {t['p95_ms']:.0f} ms (n={t['n']})" if (t := r.stages.get(name)) else "n/a"
+                 for r in reports]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines + ["", "p50 / p95 over the questions that reached the stage (refusals stop after the judge).", ""]
 
 
 def write_chart(reports: Sequence[EvalReport], path: Path) -> Path:

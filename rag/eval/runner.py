@@ -60,12 +60,15 @@ def evaluate(items: Sequence[EvalItem], *, settings: Settings, progress: Progres
         mark = time.perf_counter()
         # One retrieval per question: the answer is written from the passages that are scored.
         retrieval = retrieve_passages(item.question, settings=settings, sources=sources)
+        retrieved_s = time.perf_counter() - mark
         try:
             answer = ask(item.question, settings=settings, retrieval=retrieval)
         except BackendError as exc:
             logger.warning("question %s: %s", item.id, exc)
             answer, error = Answer(question=item.question, text=""), str(exc)
         latency = (time.perf_counter() - mark) * 1000
+        # The retrieval was done here, outside ask(): its time and the whole answer's are ours.
+        answer.timings.update(retrieve_s=retrieved_s, total_s=latency / 1000)
         record = _record(item, answer, retrieval.passages, latency, error, k=k)
         _score(record, item, answer, retrieval.passages, k=k, embedder=embedder, checker=checker,
                threshold=threshold)
@@ -87,7 +90,7 @@ def _record(item: EvalItem, answer: Answer, passages: Sequence[Passage], latency
     return QuestionRecord(
         id=item.id, question=item.question, answerable=item.answerable,
         reference_answer=item.reference_answer, answer=answer.text, refused=answer.refused,
-        latency_ms=latency, error=error,
+        latency_ms=latency, error=error, timings=dict(answer.timings),
         retrieved=[{"rank": i, "source": p.source, "title": p.title, "start": p.start, "end": p.end,
                     "score": round(p.score, 4), "holds_reference": bool(refs)}
                    for i, (p, refs) in enumerate(zip(passages[:k], found), start=1)],
