@@ -137,7 +137,7 @@ def print_eval(reports: list[Any], paths: dict[str, Any], *, title: str, as_json
 
         Console(markup=False, highlight=False).print(summary_table(reports, title=title))
         for report in reports:
-            stages = ", ".join(f"{name} {t['p50_ms'] / 1000:.1f}/{t['p95_ms'] / 1000:.1f} s"
+            stages = ", ".join(f"{name} {t['p50_ms']:.0f}/{t['p95_ms']:.0f} ms"
                                for name, t in report.stages.items())
             if stages:
                 print(f"latency p50/p95 by stage, {report.label}: {stages}", file=sys.stderr)
