@@ -54,8 +54,7 @@ class KeywordIndex:
             state = self._read_state()
             if state is None or state.get("version") != wanted:
                 return False
-            self._take(state)
-            return True
+            return self._take(state)
 
     def load_any(self) -> None:
         """Load whatever version is on disk (a writer is busy; it rebuilds the index when done)."""
@@ -154,7 +153,8 @@ class KeywordIndex:
             return None
         return state if isinstance(state, dict) else None
 
-    def _take(self, state: dict[str, Any]) -> None:
+    def _take(self, state: dict[str, Any]) -> bool:
+        """Hold the saved index; False if its BM25 files cannot be read (replaced under us, or damaged)."""
         ids, sources = list(state.get("ids", [])), list(state.get("sources", []))
         model = None
         if ids:
@@ -162,9 +162,11 @@ class KeywordIndex:
 
             try:
                 model = bm25s.BM25.load(str(self.folder), show_progress=False)
-            except (OSError, ValueError):  # replaced under us: the caller rebuilds or retries
-                return
+            except (OSError, ValueError) as exc:
+                logger.warning("the keyword index in %s could not be read (%s); it will be rebuilt", self.folder, exc)
+                return False
         self._hold(model, ids, sources, set(state.get("deleted", [])), str(state.get("version", "")))
+        return True
 
     def _hold(self, model: Any, ids: list[str], sources: list[str], deleted: set[str], version: str) -> None:
         if ids is not self._ids:

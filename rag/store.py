@@ -285,16 +285,20 @@ class Store:
         if not self.keywords.load(journal.read_stamp(self.data_dir)):
             if ingest_lock_held(self.data_dir):
                 self.keywords.load_any()
-            else:
-                self.refresh_keywords()
+            else:  # stale, or its files are damaged: rebuilt from Chroma's text
+                self.refresh_keywords(force=True)
         return self.keywords.search(question, k=k, sources=sources)
 
-    def refresh_keywords(self) -> None:
+    def refresh_keywords(self, *, force: bool = False) -> None:
         """Rebuild the keyword index from Chroma's stored text unless it is at the current version
-        (an index that is current is not loaded here: the first keyword search loads it)."""
+        (an index that is current is not loaded here: the first keyword search loads it).
+
+        ``force`` rebuilds unless the current version loads (a saved index that says it is current
+        but whose files cannot be read is rebuilt, not trusted).
+        """
         with journal.shared(self.data_dir):
             stamp = journal.read_stamp(self.data_dir)
-            if self.keywords.is_at(stamp):
+            if self.keywords.load(stamp) if force else self.keywords.is_at(stamp):
                 return
             ids: list[str] = []
             texts: list[str] = []

@@ -204,6 +204,17 @@ def test_removed_chunks_are_masked_without_a_rebuild_with_and_without_sources(se
                                                      sources=["steel.txt", "nowhere.txt"])] == ["bessemer"]
 
 
+def test_damaged_keyword_index_files_are_rebuilt_not_trusted(settings, embedder):
+    put(Store(settings, create=True), embedder, TEXTS)
+    Store(settings).refresh_keywords()
+    folder = Store(settings).keywords.folder
+    (folder / "vocab.index.json").write_text("{not json", encoding="utf-8")  # state.json still says current
+
+    fresh = Store(settings)
+    assert [i for i, _ in fresh.keyword_search("Five-Year Plan targets", k=1)] == ["gosplan"]
+    assert json.loads((folder / "vocab.index.json").read_text(encoding="utf-8")), "rebuilt on disk too"
+
+
 def test_keyword_index_is_reloaded_from_disk_by_a_new_store(settings, embedder):
     put(Store(settings, create=True), embedder, TEXTS)
     Store(settings).refresh_keywords()
