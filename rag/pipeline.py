@@ -201,7 +201,7 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
         return
     yield Answer(question=question, text=checked.text, citations=checked.citations,
                  sentences=checked.sentences, backend=writer.name, standalone_question=standalone,
-                 timings=timings)
+                 timings=timings, judgement=describe(verdict))
 
 
 def _declined(text: str) -> bool:

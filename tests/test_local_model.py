@@ -79,6 +79,7 @@ def test_local_backend_answers_with_checked_citations(local: Settings) -> None:
     assert answer.citations and all(c.passage.source == SEED.name for c in answer.citations)
     assert any(c.supported for c in answer.citations)
     assert "</passage" not in answer.text and "<|im_" not in answer.text
+    assert answer.to_dict()["judgement"]["answerable"] is True  # why it answered travels with the answer
 
 
 def test_refusal_says_why(local: Settings) -> None:
