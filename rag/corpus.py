@@ -173,6 +173,11 @@ def delete(source: str, corpus_dir: Path) -> None:
     except OSError as exc:
         raise IngestError(f"{source}: cannot delete the file ({exc.strerror or exc}). "
                           "Check the corpus folder's permissions.") from exc
+    for folder in Path(source).parents[:-1]:  # a collection's folder goes with its last document
+        try:
+            (corpus_dir / folder).rmdir()
+        except OSError:
+            break  # not empty (or not ours to remove): leave it and every folder above it
 
 
 def safe_filename(name: str) -> str:

@@ -130,6 +130,21 @@ def test_collections_count_their_documents_and_follow_folders_made_by_hand(setti
     assert pipeline.collections(settings) == {"letters": 1, "main": 1, "soviet": 1}
 
 
+def test_removing_a_collections_last_document_removes_its_empty_folder(settings: Settings) -> None:
+    _corpus(settings)
+    (settings.corpus_dir / "soviet" / "drafts").mkdir()  # a folder the user made stays while it is theirs
+    (settings.corpus_dir / "fiction" / "deep").mkdir()
+    (settings.corpus_dir / "fiction" / "deep" / "more.txt").write_text(NOVEL + "\n", encoding="utf-8")
+    pipeline.ingest(settings)
+
+    pipeline.remove(["soviet/dam.txt", "fiction/deep/more.txt", "fiction/cement-sky.txt"], settings=settings)
+
+    assert not (settings.corpus_dir / "fiction").exists()
+    assert (settings.corpus_dir / "soviet" / "drafts").is_dir()
+    assert (settings.corpus_dir / "turksib.txt").is_file()
+    assert pipeline.collections(settings) == {"main": 1}
+
+
 def test_a_web_page_added_to_a_collection_stays_in_it(
         settings: Settings, http_server: LoopbackServer, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _cli(capsys, settings, "ingest", "add", http_server.url + "/page.html",
