@@ -9,6 +9,7 @@ import os
 import shutil
 import threading
 import uuid
+from array import array
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from rag.journal import pid_alive, translate_os_error
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
+# One page of chunks to index: their ids, texts and sources.
+Page = tuple[Sequence[str], Sequence[str], Sequence[str]]
 
 
 class KeywordIndex:
@@ -71,15 +74,30 @@ class KeywordIndex:
             state = self._read_state()
             return state is not None and state.get("version") == wanted
 
-    def build(self, ids: list[str], texts: list[str], sources: list[str], *, version: str) -> None:
-        """Index ``texts`` and save atomically (a temp folder renamed into place)."""
+    def build(self, pages: Iterable[Page], *, version: str) -> None:
+        """Index the chunks of ``pages`` and save atomically (a temp folder renamed into place).
+
+        Each page (ids, texts, sources) is tokenized as it arrives and only its token ids are
+        kept, four bytes a token: the corpus's texts are never held at once, so memory grows
+        with the index itself, not with the text it was read from.
+        """
         import bm25s
 
+        tokenizer = _tokenizer()
+        ids: list[str] = []
+        sources: list[str] = []
+        token_ids: list[array[int]] = []
+        for page_ids, page_texts, page_sources in pages:
+            ids.extend(page_ids)
+            sources.extend(page_sources)
+            token_ids.extend(array("i", doc) for doc in tokenizer.streaming_tokenize(page_texts))
         with self._lock:
             model = None
             if ids:
                 model = bm25s.BM25()
-                model.index(tokenize(texts), show_progress=False)
+                model.index(bm25s.tokenization.Tokenized(ids=token_ids, vocab=tokenizer.get_vocab_dict()),
+                            show_progress=False)
+            del token_ids
             tag = f"{os.getpid()}.{uuid.uuid4().hex[:6]}"
             try:
                 self.folder.parent.mkdir(parents=True, exist_ok=True)
@@ -219,6 +237,13 @@ def _stemmer() -> Any:
     import Stemmer
 
     return Stemmer.Stemmer("english")
+
+
+def _tokenizer() -> Any:
+    """A bm25s tokenizer with a fresh vocabulary, splitting as ``tokenize`` does."""
+    import bm25s
+
+    return bm25s.tokenization.Tokenizer(stopwords="en", stemmer=_stemmer())
 
 
 def tokenize(texts: list[str], *, as_ids: bool = True) -> Any:

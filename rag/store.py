@@ -300,14 +300,9 @@ class Store:
             stamp = journal.read_stamp(self.data_dir)
             if self.keywords.load(stamp) if force else self.keywords.is_at(stamp):
                 return
-            ids: list[str] = []
-            texts: list[str] = []
-            sources: list[str] = []
-            for page_ids, page_texts, metas in self._pages(include=["documents", "metadatas"], locked=False):
-                ids.extend(page_ids)
-                texts.extend(t or "" for t in page_texts)
-                sources.extend(str((m or {}).get("source", "")) for m in metas)
-            self.keywords.build(ids, texts, sources, version=stamp)
+            pages = ((page_ids, [t or "" for t in texts], [str((m or {}).get("source", "")) for m in metas])
+                     for page_ids, texts, metas in self._pages(include=["documents", "metadatas"], locked=False))
+            self.keywords.build(pages, version=stamp)
 
     def _pages(self, *, include: list[str], locked: bool = True) -> Iterator[tuple[list[str], list[Any], list[Any]]]:
         offset = 0
