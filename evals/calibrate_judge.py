@@ -8,7 +8,7 @@ models and the figures written beside the weights, so what is reported is never 
 or chosen. The model's outputs are computed once and cached (``--features``), so refitting takes
 seconds.
 
-    python evals/calibrate_judge.py [--max-false-refusals 0.07] [--refresh]
+    python evals/calibrate_judge.py [--max-false-refusals 0.10] [--refresh]
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def fit(train: list[dict[str, Any]], names: tuple[str, ...], max_false_refusals:
     answerable_relevance = [q["features"]["relevance"] for q in train if q["answerable"]]
     floor = max(0.0, min(answerable_relevance) - 0.05)
     weights = Weights(float(model.intercept_[0]), dict(zip(names, map(float, model.coef_[0]))), 0.5, floor)
-    probs, labels = probabilities(weights, train), [q["answerable"] for q in train]
+    probs, labels = probabilities(weights, readers(train)), [q["answerable"] for q in readers(train)]
     # The highest threshold whose false refusals stay within the budget refuses the most.
     candidates = sorted(set(probs)) + [1.0]
     threshold = max((t for t in candidates if rates(probs, labels, t)["false_refusal_rate"] <= max_false_refusals),
@@ -167,8 +167,17 @@ def probabilities(weights: Weights, rows: list[dict[str, Any]]) -> list[float]:
             for q in rows]
 
 
+def readers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The questions asked in readers' own words (the paraphrase set), on which the threshold is
+    set and every rate is read: the development set's answerable questions reuse the documents'
+    words and are almost never refused, so counted in they would let the false refusals of real
+    questions run to twice the budget (measured: 0.07 over both sets was 0.13 on paraphrases)."""
+    return [q for q in rows if q.get("dataset") == "paraphrase"] or rows
+
+
 def score(weights: Weights, rows: list[dict[str, Any]]) -> dict[str, float]:
-    """Refusal rates of fitted ``weights`` on ``rows``."""
+    """Refusal rates of fitted ``weights`` on the readers' questions of ``rows``."""
+    rows = readers(rows)
     return rates(probabilities(weights, rows), [q["answerable"] for q in rows], weights.threshold)
 
 
@@ -247,7 +256,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--features", type=Path, default=Path(tempfile.gettempdir()) / "footnote-judge-features.json")
     parser.add_argument("--refresh", action="store_true", help="recompute the features with the model")
-    parser.add_argument("--max-false-refusals", type=float, default=0.07)
+    parser.add_argument("--max-false-refusals", type=float, default=0.10,
+                        help="false refusals allowed on the calibration half of readers' questions (the target)")
     parser.add_argument("--out", type=Path, default=REPO / "rag" / "calibration.json")
     args = parser.parse_args()
     data = compute_features(args.features, args.refresh)

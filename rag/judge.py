@@ -61,6 +61,7 @@ SHORT_ANSWER_WORDS = 4
 NONE_REPLY = re.compile(r"^\W*none\b", re.IGNORECASE)
 YES_NO_REPLY = re.compile(r"^\W*(?:yes|no)\W*$", re.IGNORECASE)
 # Words, with a number and its separators one token ("1,100", "3.5"), so "10" never matches inside it.
+POSSESSIVE = re.compile(r"['’]s?$")
 TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[A-Za-zÀ-ÿ]+(?:['’][A-Za-z]+)?")
 
 
@@ -152,13 +153,18 @@ def quote_kind(quote: str, question: str, share: float) -> str:
         return "silent"
     if YES_NO_REPLY.match(quote):
         return ""
-    asked = {w.rstrip("s") for w in tokens(question)}
-    new_words = [w for w in words if w not in STOPWORDS and w.rstrip("s") not in asked]
+    asked = {_base(w) for w in tokens(question)}
+    new_words = [w for w in words if w not in STOPWORDS and _base(w) not in asked]
     if len(new_words) <= len(words) // 4:
         return "echo"
     if share >= VERBATIM_SHARE:
         return "verbatim"
     return "made_up" if len(words) <= SHORT_ANSWER_WORDS else "paraphrased"
+
+
+def _base(word: str) -> str:
+    """A word without its possessive or plural ending, so "Dikötter's" matches "Dikötter"."""
+    return POSSESSIVE.sub("", word).rstrip("s")
 
 
 def quote_evidence(quote: str, question: str, passages: Sequence[Passage]) -> dict[str, float]:

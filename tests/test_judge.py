@@ -32,6 +32,7 @@ def test_quote_support_counts_only_words_the_passages_hold() -> None:
      "paraphrased"),
     ("The state took from the villages to pay for imports.", "echo"),  # restates the question
     ("imports", "echo"),
+    ("the villages'", "echo"),
     ("NONE", "silent"),
     ("", "silent"),
     ("Yes", None),  # a yes/no question answered in one word
@@ -40,6 +41,13 @@ def test_quote_evidence_names_the_kind_of_quote(quote: str, kind: str | None) ->
     evidence = quote_evidence(quote, QUESTION, [PASSAGE])
     flags = {name for name in QUOTE_KINDS if evidence[name]}
     assert flags == ({kind} if kind else set()), evidence
+
+
+def test_a_quote_of_the_name_a_question_gives_in_the_possessive_is_an_echo() -> None:
+    passage = Passage(marker=1, id="b", text="Dikötter's book was criticised by Cormac Ó Gráda.",
+                      source="s", title="t", score=1.0, start=0, end=10)
+    assert quote_evidence("Dikötter", "Who is Dikötter's best-known critic?", [passage])["echo"] == 1.0
+    assert quote_evidence("Cormac Ó Gráda", "Who is Dikötter's best-known critic?", [passage])["verbatim"] == 1.0
 
 
 def test_shipped_weights_never_count_closeness_against_answering() -> None:
