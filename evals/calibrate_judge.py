@@ -1,8 +1,9 @@
 """Fit the answerability judge and the model-assisted support check; write rag/calibration.json.
 
-Fitted on calibration data only: the ``calibration`` half of evals/paraphrase.jsonl plus every
-question of evals/dev.jsonl (refusal), and the ``calibration`` half of evals/support_pairs.jsonl
-(support). Which evidence the judge combines (``FEATURE_SETS``) is chosen by 5-fold
+Fitted on calibration data only: the ``calibration`` halves of evals/paraphrase.jsonl and
+evals/offtopic.jsonl plus every question of evals/dev.jsonl (refusal), and the ``calibration`` half
+of evals/support_pairs.jsonl (support). False refusals are read on readers' questions (paraphrase),
+refusal accuracy on every unanswerable question. Which evidence the judge combines (``FEATURE_SETS``) is chosen by 5-fold
 cross-validation inside the calibration data. The held-out halves are scored once with the fitted
 models and the figures written beside the weights, so what is reported is never what was fitted
 or chosen. The model's outputs are computed once and cached (``--features``), so refitting takes
@@ -63,6 +64,10 @@ def question_rows() -> list[dict[str, Any]]:
     # paraphrase set alone that word overlap means "unanswerable" (its answerable questions avoid
     # the passages' words by design, its unanswerable ones name what the documents discuss).
     rows += [dict(r, split="calibration", dataset="dev") for r in read_jsonl(EVALS / "dev.jsonl")]
+    # Off-topic questions (other subjects, chit-chat, requests): the other sets' unanswerable
+    # questions all name what the documents discuss, and a judge fitted on those alone may answer
+    # whatever the model has nothing to quote for.
+    rows += [dict(r, dataset="offtopic") for r in read_jsonl(EVALS / "offtopic.jsonl")]
     return rows
 
 
@@ -153,11 +158,15 @@ def fit(train: list[dict[str, Any]], names: tuple[str, ...], max_false_refusals:
     answerable_relevance = [q["features"]["relevance"] for q in train if q["answerable"]]
     floor = max(0.0, min(answerable_relevance) - 0.05)
     weights = Weights(float(model.intercept_[0]), dict(zip(names, map(float, model.coef_[0]))), 0.5, floor)
-    probs, labels = probabilities(weights, readers(train)), [q["answerable"] for q in readers(train)]
-    # The highest threshold whose false refusals stay within the budget refuses the most.
+    probs, labels = probabilities(weights, scored(train)), [q["answerable"] for q in scored(train)]
+    # The highest threshold whose false refusals stay within the budget refuses the most. It is
+    # placed half-way to the next lower probability, not on a question's own: with few distinct
+    # probabilities (the quote's kinds) one on the threshold would flip with the rounding of the
+    # shipped weights.
     candidates = sorted(set(probs)) + [1.0]
-    threshold = max((t for t in candidates if rates(probs, labels, t)["false_refusal_rate"] <= max_false_refusals),
-                    default=0.5)
+    best = max((t for t in candidates if rates(probs, labels, t)["false_refusal_rate"] <= max_false_refusals),
+               default=0.5)
+    threshold = (best + max((p for p in candidates if p < best), default=0.0)) / 2
     return Weights(weights.intercept, weights.coef, threshold, floor)
 
 
@@ -167,17 +176,18 @@ def probabilities(weights: Weights, rows: list[dict[str, Any]]) -> list[float]:
             for q in rows]
 
 
-def readers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The questions asked in readers' own words (the paraphrase set), on which the threshold is
-    set and every rate is read: the development set's answerable questions reuse the documents'
-    words and are almost never refused, so counted in they would let the false refusals of real
-    questions run to twice the budget (measured: 0.07 over both sets was 0.13 on paraphrases)."""
-    return [q for q in rows if q.get("dataset") == "paraphrase"] or rows
+def scored(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The questions every rate is read on: the answerable ones asked in readers' own words (the
+    paraphrase set), and every unanswerable one (on-topic and off-topic). The development set's
+    answerable questions reuse the documents' words and are almost never refused: counted in, they
+    let the false refusals of real questions run to twice the budget (0.07 over both sets was 0.13
+    on paraphrases)."""
+    return [q for q in rows if not q["answerable"] or q.get("dataset") == "paraphrase"] or rows
 
 
 def score(weights: Weights, rows: list[dict[str, Any]]) -> dict[str, float]:
-    """Refusal rates of fitted ``weights`` on the readers' questions of ``rows``."""
-    rows = readers(rows)
+    """Refusal rates of fitted ``weights`` on the ``scored`` questions of ``rows``."""
+    rows = scored(rows)
     return rates(probabilities(weights, rows), [q["answerable"] for q in rows], weights.threshold)
 
 
@@ -210,6 +220,8 @@ def fit_judge(questions: list[dict[str, Any]], max_false_refusals: float) -> dic
             "threshold": round(weights.threshold, 5), "floor": round(weights.floor, 4),
             "measured": {"cross_validation": cv, "calibration": score(weights, train),
                          "heldout": score(weights, held),
+                         "heldout_by_dataset": {name: score(weights, [q for q in held if q["dataset"] == name])
+                                                for name in ("paraphrase", "offtopic")},
                          "heldout_by_set": {name: score(fit(train, names, max_false_refusals), held)
                                             for name, names in FEATURE_SETS.items()},
                          "heldout_relevance_rule_0.45": relevance_rule,

@@ -261,3 +261,18 @@ def test_paraphrase_set_meets_its_contract() -> None:
     seed = "stalin-industrialisation-vs-great-leap-forward.txt"
     per_doc = {name: sum(len(v) for (n, _), v in strata.items() if n == name) for name in corpus}
     assert per_doc[seed] == max(per_doc.values())
+
+
+def test_offtopic_set_meets_its_contract() -> None:
+    """evals/offtopic.jsonl: 30 unanswerable questions split in halves, none of whose distinctive
+    words the evaluation corpus uses (so none is answerable from it by accident)."""
+    dataset = load_dataset(REPO / "evals" / "offtopic.jsonl")
+    corpus = " ".join(normalize_answer(p.read_text(encoding="utf-8")) for p in (REPO / "evals" / "corpus").glob("*.txt"))
+    items = dataset.items
+
+    assert len(items) >= 30 and not any(i.answerable for i in items)
+    assert [i.split for i in items].count("calibration") == [i.split for i in items].count("heldout")
+    for item in items:
+        assert not item.reference_contexts and not item.answers and not item.reference_answer, item.id
+    for rare in ("marshall plan", "keynes", "nehru", "bitcoin", "everest", "brexit", "insulin", "borscht"):
+        assert rare not in corpus, rare

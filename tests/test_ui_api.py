@@ -182,6 +182,8 @@ def test_a_file_that_fails_is_refused_on_upload_and_listed_with_its_reason_from_
 
     listing = client.predict(api_name="/documents")
     assert _sources(listing) == [SEED.name]
+    # The console says what startup did before the page answered (a first run is a silent minute otherwise).
+    assert "passages indexed; documents 1 added, 0 updated, 1 failed" in app.log_text()
     [failed] = listing["failed"]
     assert failed["source"] == "gosplan-minutes.docx"
     assert "gosplan-minutes.docx" in failed["reason"] and len(failed["reason"]) < 500

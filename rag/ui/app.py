@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -91,9 +92,15 @@ def serve(settings: Settings) -> None:
     """
     options = launch_options(settings)
     settings.corpus_dir.mkdir(parents=True, exist_ok=True)
+    # Said on stderr whatever the log level: a first run prepares the embedding model and indexes
+    # the corpus before the page answers, and a silent minute looks like a hang.
+    print(f"Footnote: bringing the index up to date with {settings.corpus_dir} ...", file=sys.stderr, flush=True)
     report = pipeline.ingest(settings)
     for source, message in report.failed:
         logger.warning("not indexed: %s", message)
+    print(f"Footnote: {report.chunks_total} passages indexed; documents {len(report.added)} added, "
+          f"{len(report.updated)} updated, {len(report.failed)} failed ({report.seconds:.0f} s). "
+          "Starting the app.", file=sys.stderr, flush=True)
     app = build_app(settings)
     app.queue(default_concurrency_limit=1)
     app.launch(**options, prevent_thread_lock=True)
