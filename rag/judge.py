@@ -11,8 +11,8 @@ The evidence, combined by a logistic model fitted on calibration data only
   found in "1,100"), and its kind, one of: ``verbatim`` (mostly found), ``made_up`` (a short
   answer, a name or a number, that the passages do not hold: the small model answering from its
   own knowledge, e.g. a year the passages never give), ``paraphrased`` (a longer answer in other
-  words), ``echo`` (it only restates the question), ``silent`` (it replied NONE); a bare Yes or No
-  is none of these.
+  words), ``echo`` (it only restates the question), ``silent`` (it replied NONE, or nothing but
+  function words such as "NOT NONE"); a bare Yes or No is none of these.
 
 Questions below a cheap relevance floor are refused without asking the model.
 """
@@ -133,10 +133,15 @@ def tokens(text: str) -> list[str]:
     return [t.lower() for t in TOKEN.findall(text)]
 
 
+def says_something(quote: str) -> bool:
+    """Whether the reply holds a word to check: not NONE, not only function words ("NOT NONE")."""
+    return not NONE_REPLY.match(quote) and any(w not in STOPWORDS and w != "none" for w in tokens(quote))
+
+
 def quote_support(quote: str, passages: Sequence[Passage]) -> float:
     """Share of the quote's words found as one contiguous run in some passage (0 for NONE)."""
     words = tokens(quote)
-    if not words or NONE_REPLY.match(quote):
+    if not says_something(quote):
         return 0.0
     best = 0
     for p in passages:
@@ -149,10 +154,10 @@ def quote_support(quote: str, passages: Sequence[Passage]) -> float:
 def quote_kind(quote: str, question: str, share: float) -> str:
     """What the model's quote is: verbatim, made_up, paraphrased, echo, silent, or "" (Yes/No)."""
     words = tokens(quote)
-    if not words or NONE_REPLY.match(quote):
-        return "silent"
     if YES_NO_REPLY.match(quote):
         return ""
+    if not says_something(quote):
+        return "silent"
     asked = {_base(w) for w in tokens(question)}
     new_words = [w for w in words if w not in STOPWORDS and _base(w) not in asked]
     if len(new_words) <= len(words) // 4:
