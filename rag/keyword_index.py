@@ -141,14 +141,14 @@ class KeywordIndex:
         with self._lock:
             if self._model is None or not self._ids:
                 return []
-            tokens = tokenize([question], as_ids=False)
-            if not tokens[0]:
+            tokens = query_tokens(question)
+            if not tokens:
                 return []
             mask = self._mask(sources)
             if mask is not None and not mask.any():
                 return []
             n = min(k, len(self._ids))
-            docs, scores = self._model.retrieve(tokens, k=n, show_progress=False, weight_mask=mask)
+            docs, scores = self._model.retrieve([tokens], k=n, show_progress=False, weight_mask=mask)
             return [(self._ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
 
     def ids_of(self, sources: Sequence[str]) -> list[str]:
@@ -246,9 +246,9 @@ def _tokenizer() -> Any:
     return bm25s.tokenization.Tokenizer(stopwords="en", stemmer=_stemmer())
 
 
-def tokenize(texts: list[str], *, as_ids: bool = True) -> Any:
-    """bm25s tokens: lower case, English stop words removed, Snowball-stemmed."""
+def query_tokens(question: str) -> list[str]:
+    """The question's bm25s tokens, split, stopped and stemmed as ``_tokenizer`` does the chunks."""
     import bm25s
 
-    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer().stemWords,
-                          return_ids=as_ids, show_progress=False)
+    return list(bm25s.tokenize([question], stopwords="en", stemmer=_stemmer().stemWords,
+                               return_ids=False, show_progress=False)[0])
