@@ -36,18 +36,19 @@ from rag.config import build_settings  # noqa: E402
 from rag.embeddings import embedder_for  # noqa: E402
 from rag.indexer import Indexer  # noqa: E402
 from rag.judge import (  # noqa: E402
-    JUDGE_PASSAGES, AnswerabilityJudge, Weights, logit, nearest_sentences, quote_evidence)
+    JUDGE_PASSAGES, AnswerabilityJudge, Weights, grounded_yes, logit, nearest_sentences, quote_evidence)
 from rag.local_model import get_local_model  # noqa: E402
 from rag.pipeline import retrieve_passages  # noqa: E402
 
 EVALS = REPO / "evals"
-POSITIVE = frozenset({"relevance", "cosine", "yes", "quote", "verbatim"})
+POSITIVE = frozenset({"relevance", "cosine", "yes", "grounded_yes", "quote", "verbatim"})
 # Candidate evidence for the answer-or-refuse model; cross-validation on calibration data picks one.
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
     "all": ("relevance", "cosine", "yes", "quote", "verbatim", "made_up", "paraphrased", "echo", "silent"),
     "model": ("yes", "quote", "verbatim", "made_up", "paraphrased", "echo", "silent"),
     "quote": ("verbatim", "made_up", "paraphrased", "echo", "silent"),
     "yes+quote": ("yes", "verbatim", "made_up", "echo"),
+    "grounded yes+quote": ("grounded_yes", "verbatim", "made_up", "echo"),
     "retrieval+yes+quote share": ("relevance", "cosine", "yes", "quote"),
 }
 
@@ -125,7 +126,8 @@ def with_quote_evidence(questions: list[dict[str, Any]]) -> list[dict[str, Any]]
         found = retrieve_passages(question, settings=settings)
         shown = nearest_sentences(question, found.passages[:JUDGE_PASSAGES], embedder)
         evidence = quote_evidence(q["quote"], question, shown)
-        out.append(dict(q, features={**q["features"], **evidence}))
+        yes = grounded_yes(q["features"]["yes"], evidence)
+        out.append(dict(q, features={**q["features"], **evidence, "grounded_yes": yes}))
     return out
 
 

@@ -7,12 +7,14 @@ The evidence, combined by a logistic model fitted on calibration data only
 - ``relevance`` and ``cosine``: retrieval's score of the best passage (``retrieval.relevance``);
 - ``yes``: the local model's P(yes) to "do the passages contain the answer?", as a logit;
 - the model's quote of the words that answer, checked against the passages: ``quote`` (share of
-  its words found as one run in a passage; a number matches only the whole number, so "10" is not
-  found in "1,100"), and its kind, one of: ``verbatim`` (mostly found), ``made_up`` (a short
-  answer, a name or a number, that the passages do not hold: the small model answering from its
-  own knowledge, e.g. a year the passages never give), ``paraphrased`` (a longer answer in other
-  words), ``echo`` (it only restates the question), ``silent`` (it replied NONE, or nothing but
-  function words such as "NOT NONE"); a bare Yes or No is none of these.
+  its words found as one run in a passage; of a short answer, share of its words found anywhere;
+  a number matches only the whole number, so "10" is not found in "1,100"), and its kind, one of:
+  ``verbatim`` (mostly found; a short answer wholly), ``made_up`` (a short answer, a name or a
+  number, that the passages do not hold: the small model answering from its own knowledge, e.g.
+  a year the passages never give, or a placeholder such as "10"), ``paraphrased`` (a longer
+  answer in other words), ``echo`` (it names nothing the question did not: "Gosplan" for "Who
+  chaired Gosplan?"), ``silent`` (it replied NONE, or nothing but function words such as "NOT
+  NONE"); a bare Yes or No is none of these.
 
 Questions below a cheap relevance floor are refused without asking the model.
 """
@@ -45,7 +47,8 @@ from rag.types import Passage
 logger = logging.getLogger(__name__)
 
 CALIBRATION = Path(__file__).with_name("calibration.json")
-FEATURES = ("relevance", "cosine", "yes", "quote", "verbatim", "made_up", "paraphrased", "echo", "silent")
+FEATURES = ("relevance", "cosine", "yes", "grounded_yes", "quote", "verbatim", "made_up", "paraphrased", "echo",
+            "silent")
 # The judge reads only the sentences nearest the question, from the top passages: reading the
 # prompt is the cost on a CPU (about 90 tokens/s on two cores), and the small model judges a few
 # focused sentences better than whole passages (held-out refusal accuracy 0.24 -> 0.59).
@@ -63,6 +66,14 @@ YES_NO_REPLY = re.compile(r"^\W*(?:yes|no)\W*$", re.IGNORECASE)
 # Words, with a number and its separators one token ("1,100", "3.5"), so "10" never matches inside it.
 POSSESSIVE = re.compile(r"['’]s?$")
 TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[A-Za-zÀ-ÿ]+(?:['’][A-Za-z]+)?")
+# Number words as digits, from two: "one" is more often a pronoun ("one of the") than a count.
+NUMBER_WORDS = {w: str(n) for n, w in enumerate(
+    "two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen twenty".split(), start=2)} | {
+    w: str(10 * n) for n, w in enumerate("thirty forty fifty sixty seventy eighty ninety".split(), start=3)}
+# Two spellings of one long word ("kilometres", "kilometers"; "-isation", "-ization") match.
+MIN_FUZZY_LETTERS = 6
+SPELLING_RATIO = 0.85
 
 
 @dataclass(frozen=True)
@@ -77,7 +88,7 @@ class Weights:
     @property
     def asks_yes(self) -> bool:
         """Whether the fitted model uses the yes/no verdict (else that model call is skipped)."""
-        return bool(self.coef.get("yes"))
+        return bool(self.coef.get("yes") or self.coef.get("grounded_yes"))
 
     def probability(self, features: dict[str, float]) -> float:
         """P(answerable) for one question's features."""
@@ -129,8 +140,17 @@ def logit(p: float) -> float:
 
 
 def tokens(text: str) -> list[str]:
-    """Lower-cased words and whole numbers of ``text``."""
-    return [t.lower() for t in TOKEN.findall(text)]
+    """Lower-cased words and whole numbers of ``text``, number words as digits ("four" is "4")."""
+    return [NUMBER_WORDS.get(t, t) for t in (t.lower() for t in TOKEN.findall(text))]
+
+
+def _holds(words: Sequence[str], word: str) -> bool:
+    """Whether ``word`` is among ``words``, a long word also in another spelling ("kilometers")."""
+    if word in words:
+        return True
+    return len(word) >= MIN_FUZZY_LETTERS and not word[0].isdigit() and any(
+        abs(len(w) - len(word)) <= 2 and difflib.SequenceMatcher(None, w, word).ratio() >= SPELLING_RATIO
+        for w in words)
 
 
 def says_something(quote: str) -> bool:
@@ -143,6 +163,12 @@ def quote_support(quote: str, passages: Sequence[Passage]) -> float:
     words = tokens(quote)
     if not says_something(quote):
         return 0.0
+    if len(words) <= SHORT_ANSWER_WORDS:
+        # A name or a number: each of its words must be in the passages, in any order
+        # ("Oklahoma, Texas" from "Oklahoma and Texas"); "1 year" is not found by its "1" alone.
+        content = [w for w in words if w not in STOPWORDS] or words
+        held = [w for w in content if any(_holds(tokens(p.text), w) for p in passages)]
+        return len(held) / len(content)
     best = 0
     for p in passages:
         text = tokens(p.text)
@@ -160,11 +186,11 @@ def quote_kind(quote: str, question: str, share: float) -> str:
         return "silent"
     asked = {_base(w) for w in tokens(question)}
     new_words = [w for w in words if w not in STOPWORDS and _base(w) not in asked]
-    if len(new_words) <= len(words) // 4:
+    if len(new_words) <= len(words) // 8:  # a short answer adds none; a restatement one in eight
         return "echo"
-    if share >= VERBATIM_SHARE:
-        return "verbatim"
-    return "made_up" if len(words) <= SHORT_ANSWER_WORDS else "paraphrased"
+    if len(words) <= SHORT_ANSWER_WORDS:
+        return "verbatim" if share == 1.0 else "made_up"
+    return "verbatim" if share >= VERBATIM_SHARE else "paraphrased"
 
 
 def _base(word: str) -> str:
@@ -177,6 +203,13 @@ def quote_evidence(quote: str, question: str, passages: Sequence[Passage]) -> di
     share = quote_support(quote, passages)
     kind = quote_kind(quote, question, share)
     return {"quote": share, **{name: float(kind == name) for name in QUOTE_KINDS}}
+
+
+def grounded_yes(yes: float, evidence: dict[str, float]) -> float:
+    """The yes/no logit, or 0 when the quote shows the model answering from its own knowledge
+    (a made-up answer) or naming only the question's own words (an echo): its "yes" then says
+    what the model knows, not what the passages hold."""
+    return 0.0 if evidence["made_up"] or evidence["echo"] else yes
 
 
 def nearest_sentences(question: str, passages: Sequence[Passage], embedder: Embedder,
@@ -219,8 +252,9 @@ class AnswerabilityJudge:
         yes = self.model.judge(task_messages(question, passages, TASK_JUDGE)).yes if ask_yes else 0.5
         quote = self.model.complete(task_messages(question, passages, TASK_QUOTE),
                                     max_tokens=QUOTE_TOKENS, stop=["\n"]).strip()
+        evidence = quote_evidence(quote, question, passages)
         return {"relevance": found.relevance, "cosine": found.best_similarity, "yes": logit(yes),
-                **quote_evidence(quote, question, passages)}, quote
+                "grounded_yes": grounded_yes(logit(yes), evidence), **evidence}, quote
 
     def decide(self, question: str, found: Retrieval) -> Verdict:
         """Answer or refuse; plainly off-topic questions never reach the model."""
