@@ -101,6 +101,10 @@ class LocalModelSettings(Section):
     n_threads: int = Field(0, ge=0, description="CPU threads for llama.cpp; 0 for all cores.")
     judge: Literal["auto", "on", "off"] = Field(
         "auto", description="Answerability judge: on, off, or auto (on when the model is installed).")
+    writer_reads: Literal["sentences", "passages"] = Field(
+        "passages", description="What the local writer answers from: the whole passages, or, as a "
+        "fast mode, the sentences the judge read (that prompt is already read, so the answer starts "
+        "about a second after the verdict; held-out: 3x faster, answer_contains 0.45 vs 0.51).")
 
 
 class UISettings(Section):

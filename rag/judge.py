@@ -131,6 +131,7 @@ class Verdict:
     features: dict[str, float] = field(default_factory=dict)
     quote: str = ""
     seconds: float = 0.0
+    shown: tuple[Passage, ...] = ()  # what the model read: the passages cut to their nearest sentences
 
 
 def logit(p: float) -> float:
@@ -243,12 +244,14 @@ class AnswerabilityJudge:
         """What the model is shown: the sentences nearest the question in the top passages."""
         return nearest_sentences(question, found.passages[:JUDGE_PASSAGES], self.embedder)
 
-    def features(self, question: str, found: Retrieval, *, ask_yes: bool = True) -> tuple[dict[str, float], str]:
+    def features(self, question: str, found: Retrieval, *, ask_yes: bool = True,
+                 shown: Sequence[Passage] | None = None) -> tuple[dict[str, float], str]:
         """The model-based evidence plus retrieval's, and the quote the model gave.
 
-        ``ask_yes=False`` skips the yes/no call (its feature is then 0) when the weights ignore it.
+        ``ask_yes=False`` skips the yes/no call (its feature is then 0) when the weights ignore it;
+        ``shown`` is what ``read`` gave, when already known.
         """
-        passages = self.read(question, found)
+        passages = list(shown) if shown is not None else self.read(question, found)
         yes = self.model.judge(task_messages(question, passages, TASK_JUDGE)).yes if ask_yes else 0.5
         quote = self.model.complete(task_messages(question, passages, TASK_QUOTE),
                                     max_tokens=QUOTE_TOKENS, stop=["\n"]).strip()
@@ -262,7 +265,8 @@ class AnswerabilityJudge:
         if not found.passages or found.relevance < self.weights.floor:
             return Verdict(False, 0.0, "nothing in the documents is close to this question",
                            {"relevance": found.relevance, "cosine": found.best_similarity})
-        feats, quote = self.features(question, found, ask_yes=self.weights.asks_yes)
+        shown = self.read(question, found)
+        feats, quote = self.features(question, found, ask_yes=self.weights.asks_yes, shown=shown)
         probability = self.weights.probability(feats)
         answerable = probability >= self.weights.threshold
         if answerable:
@@ -274,7 +278,7 @@ class AnswerabilityJudge:
         else:
             reason = "the passages touch on the topic but do not answer the question"
         logger.debug("judge %s p=%.3f %s", answerable, probability, feats)
-        return Verdict(answerable, probability, reason, feats, quote, time.perf_counter() - started)
+        return Verdict(answerable, probability, reason, feats, quote, time.perf_counter() - started, tuple(shown))
 
 
 class RelevanceRule:

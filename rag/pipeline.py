@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 
-from rag.answer import get_backend
+from rag.answer import Backend, get_backend
 from rag.answer.prompt import LOCAL_REFUSAL
 from rag.citations import check
 from rag.config import Settings, get_settings
@@ -16,12 +16,12 @@ from rag.corpus import check_collection, collection_of
 from rag.embeddings import embedder_for
 from rag.errors import IndexNotFoundError, InputError
 from rag.indexer import Indexer, IngestReport, Progress
-from rag.judge import describe, get_judge, support_checker
+from rag.judge import Verdict, describe, get_judge, support_checker
 from rag.manifest import Entry
 from rag.retrieval import Retrieval, retrieve
 from rag.store import Store
 from rag.text import REFUSAL, strip_markers
-from rag.types import Answer
+from rag.types import Answer, Passage
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
         return
     mark = time.perf_counter()
     text = ""
-    for piece in writer.generate(standalone, found.passages):
+    for piece in writer.generate(standalone, writer_input(writer, verdict, found)):
         if not text:
             timings["first_token_s"] = time.perf_counter() - started
         text += piece
@@ -202,6 +202,14 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
     yield Answer(question=question, text=checked.text, citations=checked.citations,
                  sentences=checked.sentences, backend=writer.name, standalone_question=standalone,
                  timings=timings, judgement=describe(verdict))
+
+
+def writer_input(writer: Backend, verdict: Verdict, found: Retrieval) -> Sequence[Passage]:
+    """What ``writer`` answers from: the sentences the judge has just read, for a writer that
+    asks for them (the local model: llama.cpp holds that prompt in its cache, so only the task is
+    new), else the whole passages. The sentences keep their passages' numbers, and citations are
+    checked against the whole passages either way."""
+    return verdict.shown if writer.reads_judged_sentences and verdict.shown else found.passages
 
 
 def _declined(text: str) -> bool:

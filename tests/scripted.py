@@ -18,6 +18,7 @@ class ScriptedBackend:
     """Answers with the next queued text, split into word-sized pieces like a streaming LLM."""
 
     name = "scripted"
+    reads_judged_sentences = False
 
     def __init__(self) -> None:
         self.queue: deque[str] = deque()

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from rag.answer import get_backend
 from rag.config import Settings
-from rag.embeddings import Embedder
+from rag.embeddings import Embedder, embedder_for
 from rag.errors import ConfigError
 from rag.indexer import Indexer
 from rag.judge import AnswerabilityJudge, get_judge
@@ -80,6 +81,15 @@ def test_local_backend_answers_with_checked_citations(local: Settings) -> None:
     assert any(c.supported for c in answer.citations)
     assert "</passage" not in answer.text and "<|im_" not in answer.text
     assert answer.to_dict()["judgement"]["answerable"] is True  # why it answered travels with the answer
+
+
+def test_local_writer_in_fast_mode_answers_from_the_judges_sentences(local: Settings) -> None:
+    fast = local.with_updates(**{"answer.fallback": False, "local.writer_reads": "sentences"})
+    assert get_backend(fast, embedder=embedder_for(fast)).reads_judged_sentences
+    assert not get_backend(local, embedder=embedder_for(local)).reads_judged_sentences
+    answer = ask(PARAPHRASED, settings=fast)
+    assert answer.backend == "local" and not answer.refused, answer.text
+    assert answer.citations and all(c.passage.source == SEED.name for c in answer.citations)
 
 
 def test_refusal_says_why(local: Settings) -> None:

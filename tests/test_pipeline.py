@@ -131,6 +131,26 @@ def test_writer_failing_an_answerable_question_falls_back_to_quotes(seeded: Sett
     assert answer.to_dict()["fallback"] == answer.fallback
 
 
+@pytest.mark.parametrize("reads_judged_sentences", [True, False])
+def test_a_writer_that_asks_for_them_reads_the_sentences_the_judge_read(
+        seeded: Settings, scripted: ScriptedBackend, reads_judged_sentences: bool) -> None:
+    question = "Which book argues that moving labour out of agriculture caused the collapse?"
+    scripted.reads_judged_sentences = reads_judged_sentences
+    scripted.script("Chris Bramall argues the diversion of labour from agriculture to industry led to a "
+                    "collapse of productivity [1].")
+    answer = ask(question, settings=seeded, backend="scripted")
+    found = {p.marker: p for p in retrieve_passages(question, settings=seeded).passages}
+    (_, read), = scripted.seen
+    assert not answer.refused and answer.citations
+    if reads_judged_sentences and answer.judgement["features"].get("yes") is not None:
+        # The judge's six sentences, each under its own passage's number, inside that passage.
+        assert sum(len(p.text) for p in read) < sum(len(p.text) for p in found.values())
+        for p in read:
+            assert all(part in found[p.marker].text for part in p.text.split(" … "))
+    else:
+        assert [(p.marker, p.text) for p in read] == [(m, p.text) for m, p in found.items()]
+
+
 def test_fallback_never_answers_what_the_judge_refused(seeded: Settings, scripted: ScriptedBackend) -> None:
     scripted.script("The documents do not answer this question.")
     answer = ask("Who won the 1958 FIFA World Cup?", settings=seeded, backend="scripted")

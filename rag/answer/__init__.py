@@ -15,6 +15,9 @@ class Backend(Protocol):
     """Writes an answer from numbered passages, citing them as [n]; streams text pieces."""
 
     name: str
+    # True for a writer that answers from the sentences the answerability judge read instead of the
+    # whole passages (the local model, whose cache already holds that prompt).
+    reads_judged_sentences: bool
 
     def generate(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
         """Yield the answer text in pieces (tokens for LLMs)."""
@@ -85,7 +88,8 @@ def _local(settings: Settings, embedder: Embedder) -> Backend:
     from rag.local_model import get_local_model
 
     return LocalBackend(get_local_model(settings), max_tokens=settings.answer.max_tokens,
-                        temperature=settings.answer.temperature)
+                        temperature=settings.answer.temperature,
+                        reads_judged_sentences=settings.local.writer_reads == "sentences")
 
 
 register_backend("local", _local)

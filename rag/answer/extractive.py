@@ -27,6 +27,7 @@ class ExtractiveBackend:
     """Composes an answer of at most ``max_sentences`` exact quotes, each followed by its marker."""
 
     name = "extractive"
+    reads_judged_sentences = False
 
     def __init__(self, embedder: Embedder, *, max_sentences: int = 5) -> None:
         self.embedder = embedder

@@ -50,6 +50,7 @@ class ChatModelBackend:
     """A backend around a LangChain chat model; subclasses build the model and give their error table."""
 
     name = "llm"
+    reads_judged_sentences = False
 
     def __init__(self, model: Any, *, where: str, errors: Sequence[ErrorRule] = (), model_name: str = "") -> None:
         self.model = model

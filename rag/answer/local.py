@@ -19,8 +19,10 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, model: LocalModel, *, max_tokens: int, temperature: float) -> None:
+    def __init__(self, model: LocalModel, *, max_tokens: int, temperature: float,
+                 reads_judged_sentences: bool = False) -> None:
         self.model = model
+        self.reads_judged_sentences = reads_judged_sentences
         self.max_tokens = max_tokens
         self.temperature = temperature
 
