@@ -6,6 +6,8 @@ The evidence, combined by a logistic model fitted on calibration data only
 
 - ``relevance`` and ``cosine``: retrieval's score of the best passage (``retrieval.relevance``);
 - ``yes``: the local model's P(yes) to "do the passages contain the answer?", as a logit;
+  ``grounded_yes``: the same, but 0 when the quote (below) is made up or an echo, since the
+  model's "yes" then comes from its own knowledge, not from the passages;
 - the model's quote of the words that answer, checked against the passages: ``quote`` (share of
   its words found as one run in a passage; of a short answer, share of its words found anywhere;
   a number matches only the whole number, so "10" is not found in "1,100"), and its kind, one of:
@@ -168,7 +170,8 @@ def quote_support(quote: str, passages: Sequence[Passage]) -> float:
         # A name or a number: each of its words must be in the passages, in any order
         # ("Oklahoma, Texas" from "Oklahoma and Texas"); "1 year" is not found by its "1" alone.
         content = [w for w in words if w not in STOPWORDS] or words
-        held = [w for w in content if any(_holds(tokens(p.text), w) for p in passages)]
+        texts = [tokens(p.text) for p in passages]
+        held = [w for w in content if any(_holds(text, w) for text in texts)]
         return len(held) / len(content)
     best = 0
     for p in passages:
