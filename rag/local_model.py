@@ -191,8 +191,7 @@ class LocalModel:
         with self._turn():
             try:
                 # No repeat penalty: a cited answer repeats the passages' terms, and a penalty on
-                # the tokens already written pushes the model off the second "collectivisation"
-                # (it wrote "collectingivisation") and off word-for-word quotes.
+                # the tokens already written pushes the model off word-for-word quotes.
                 for chunk in self._llm.create_completion(
                         self.prompt(messages), max_tokens=max_tokens, temperature=temperature,
                         top_p=0.9, repeat_penalty=1.0, stop=list(stop) or None, stream=True):
