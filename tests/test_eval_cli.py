@@ -71,6 +71,9 @@ def test_eval_with_corpus_prints_the_metric_keys_and_writes_reports(
     contains = [q["metrics"]["answer_contains"] for q in run["questions"] if "answer_contains" in q["metrics"]]
     assert len(contains) == 3 and summary["answer_contains"] == round(sum(contains) / 3, 4)
     assert by_id["tungsten"]["refused"] and not by_id["brunat"]["refused"]
+    # Why each question was answered or refused travels with it into the report.
+    assert by_id["tungsten"]["judgement"]["answerable"] is False and by_id["tungsten"]["judgement"]["reason"]
+    assert by_id["brunat"]["judgement"]["answerable"] is True and by_id["brunat"]["fallback"] == ""
     assert "Paul Brunat" in by_id["brunat"]["answer"]
     assert by_id["brunat"]["retrieved"][0]["source"] == "tomioka.txt"
     assert by_id["brunat"]["retrieved"][0]["holds_reference"] is True

@@ -42,6 +42,8 @@ class QuestionRecord:
     metrics: dict[str, float | None] = field(default_factory=dict)
     error: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    judgement: dict[str, Any] = field(default_factory=dict)  # the refusal judge's verdict: why
+    fallback: str = ""  # set when an LLM writer's answer was replaced by the passages' own sentences
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of one question in the report file."""
@@ -51,6 +53,7 @@ class QuestionRecord:
             "latency_ms": round(self.latency_ms, 1), "retrieved": self.retrieved, "cited": self.cited,
             "metrics": {k: _round(v) for k, v in self.metrics.items()}, "error": self.error,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "judgement": self.judgement, "fallback": self.fallback,
         }
 
 

@@ -90,7 +90,8 @@ def _record(item: EvalItem, answer: Answer, passages: Sequence[Passage], latency
     return QuestionRecord(
         id=item.id, question=item.question, answerable=item.answerable,
         reference_answer=item.reference_answer, answer=answer.text, refused=answer.refused,
-        latency_ms=latency, error=error, timings=dict(answer.timings),
+        latency_ms=latency, error=error, timings=dict(answer.timings), judgement=dict(answer.judgement),
+        fallback=answer.fallback,
         retrieved=[{"rank": i, "source": p.source, "title": p.title, "start": p.start, "end": p.end,
                     "score": round(p.score, 4), "holds_reference": bool(refs)}
                    for i, (p, refs) in enumerate(zip(passages[:k], found), start=1)],
