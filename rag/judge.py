@@ -43,7 +43,7 @@ from rag.config import Settings
 from rag.embeddings import Embedder, embedder_for
 from rag.local_model import LocalModel, get_local_model, is_available
 from rag.retrieval import Retrieval
-from rag.text import STOPWORDS, sentences
+from rag.text import STOPWORDS, holds_word, sentences, tokens
 from rag.types import Passage
 
 logger = logging.getLogger(__name__)
@@ -65,17 +65,7 @@ QUOTE_KINDS = ("verbatim", "made_up", "paraphrased", "echo", "silent")
 SHORT_ANSWER_WORDS = 4
 NONE_REPLY = re.compile(r"^\W*none\b", re.IGNORECASE)
 YES_NO_REPLY = re.compile(r"^\W*(?:yes|no)\W*$", re.IGNORECASE)
-# Words, with a number and its separators one token ("1,100", "3.5"), so "10" never matches inside it.
 POSSESSIVE = re.compile(r"['’]s?$")
-TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[A-Za-zÀ-ÿ]+(?:['’][A-Za-z]+)?")
-# Number words as digits, from two: "one" is more often a pronoun ("one of the") than a count.
-NUMBER_WORDS = {w: str(n) for n, w in enumerate(
-    "two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-    "sixteen seventeen eighteen nineteen twenty".split(), start=2)} | {
-    w: str(10 * n) for n, w in enumerate("thirty forty fifty sixty seventy eighty ninety".split(), start=3)}
-# Two spellings of one long word ("kilometres", "kilometers"; "-isation", "-ization") match.
-MIN_FUZZY_LETTERS = 6
-SPELLING_RATIO = 0.85
 
 
 @dataclass(frozen=True)
@@ -142,20 +132,6 @@ def logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def tokens(text: str) -> list[str]:
-    """Lower-cased words and whole numbers of ``text``, number words as digits ("four" is "4")."""
-    return [NUMBER_WORDS.get(t, t) for t in (t.lower() for t in TOKEN.findall(text))]
-
-
-def _holds(words: Sequence[str], word: str) -> bool:
-    """Whether ``word`` is among ``words``, a long word also in another spelling ("kilometers")."""
-    if word in words:
-        return True
-    return len(word) >= MIN_FUZZY_LETTERS and not word[0].isdigit() and any(
-        abs(len(w) - len(word)) <= 2 and difflib.SequenceMatcher(None, w, word).ratio() >= SPELLING_RATIO
-        for w in words)
-
-
 def says_something(quote: str) -> bool:
     """Whether the reply holds a word to check: not NONE, not only function words ("NOT NONE")."""
     return not NONE_REPLY.match(quote) and any(w not in STOPWORDS and w != "none" for w in tokens(quote))
@@ -171,7 +147,7 @@ def quote_support(quote: str, passages: Sequence[Passage]) -> float:
         # ("Oklahoma, Texas" from "Oklahoma and Texas"); "1 year" is not found by its "1" alone.
         content = [w for w in words if w not in STOPWORDS] or words
         texts = [tokens(p.text) for p in passages]
-        held = [w for w in content if any(_holds(text, w) for text in texts)]
+        held = [w for w in content if any(holds_word(text, w) for text in texts)]
         return len(held) / len(content)
     best = 0
     for p in passages:

@@ -1,4 +1,5 @@
-"""Text ideas with one home: sentences, citation markers, content words, names and numbers, refusals.
+"""Text ideas with one home: sentences, citation markers, content words, names and numbers, the
+words and numbers a short answer is looked up by, refusals.
 
 Retrieval, the citation check, the backends and the evaluation all read text through these
 helpers, so a change here (a new abbreviation, a marker form such as ``[1; 2]``) reaches them all.
@@ -6,8 +7,9 @@ helpers, so a change here (a new abbreviation, a marker form such as ``[1; 2]``)
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 # What Footnote answers when it refuses; the closest passages are shown after it.
@@ -168,3 +170,29 @@ def tokens_lower(text: str) -> set[str]:
     """Every word and number of ``text``, lower-cased: what ``entities`` of a claim are looked up in."""
     return {w.lower().rstrip(".,") for w in re.findall(r"\b\w[\w,.]*\b", text)}
 
+
+# -- Words and numbers, for finding a short answer in a text ---------------------------------------
+# Words, with a number and its separators one token ("1,100", "3.5"), so "10" never matches inside it.
+TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[A-Za-zÀ-ÿ]+(?:['’][A-Za-z]+)?")
+# Number words as digits, from two: "one" is more often a pronoun ("one of the") than a count.
+NUMBER_WORDS = {w: str(n) for n, w in enumerate(
+    "two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen twenty".split(), start=2)} | {
+    w: str(10 * n) for n, w in enumerate("thirty forty fifty sixty seventy eighty ninety".split(), start=3)}
+# Two spellings of one long word ("kilometres", "kilometers"; "-isation", "-ization") match.
+MIN_FUZZY_LETTERS = 6
+SPELLING_RATIO = 0.85
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-cased words and whole numbers of ``text``, number words as digits ("four" is "4")."""
+    return [NUMBER_WORDS.get(t, t) for t in (t.lower() for t in TOKEN.findall(text))]
+
+
+def holds_word(words: Sequence[str], word: str) -> bool:
+    """Whether ``word`` is among ``words``, a long word also in another spelling ("kilometers")."""
+    if word in words:
+        return True
+    return len(word) >= MIN_FUZZY_LETTERS and not word[0].isdigit() and any(
+        abs(len(w) - len(word)) <= 2 and difflib.SequenceMatcher(None, w, word).ratio() >= SPELLING_RATIO
+        for w in words)
