@@ -23,7 +23,6 @@ Questions below a cheap relevance floor are refused without asking the model.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import logging
@@ -43,7 +42,7 @@ from rag.config import Settings
 from rag.embeddings import Embedder, embedder_for
 from rag.local_model import LocalModel, get_local_model, is_available
 from rag.retrieval import Retrieval
-from rag.text import STOPWORDS, holds_word, sentences, tokens
+from rag.text import SHORT_ANSWER_WORDS, STOPWORDS, VERBATIM_SHARE, quote_share, sentences, tokens
 from rag.types import Passage
 
 logger = logging.getLogger(__name__)
@@ -58,11 +57,7 @@ JUDGE_PASSAGES = 5
 JUDGE_SENTENCES = 6
 GAP = " … "
 QUOTE_TOKENS = 32
-# A quote this share of whose words run verbatim in a passage is the passages' own words.
-VERBATIM_SHARE = 0.5
 QUOTE_KINDS = ("verbatim", "made_up", "paraphrased", "echo", "silent")
-# A quote of at most this many words is a short answer (a name, a number), not a sentence.
-SHORT_ANSWER_WORDS = 4
 NONE_REPLY = re.compile(r"^\W*none\b", re.IGNORECASE)
 YES_NO_REPLY = re.compile(r"^\W*(?:yes|no)\W*$", re.IGNORECASE)
 POSSESSIVE = re.compile(r"['’]s?$")
@@ -125,6 +120,11 @@ class Verdict:
     seconds: float = 0.0
     shown: tuple[Passage, ...] = ()  # what the model read: the passages cut to their nearest sentences
 
+    @property
+    def lead(self) -> str:
+        """The words the model quoted as the answer, when it answers and the passages hold them."""
+        return self.quote if self.answerable and self.features.get("verbatim") else ""
+
 
 def logit(p: float) -> float:
     """log(p / (1 - p)), clipped so a certain model does not dominate the sum."""
@@ -138,23 +138,8 @@ def says_something(quote: str) -> bool:
 
 
 def quote_support(quote: str, passages: Sequence[Passage]) -> float:
-    """Share of the quote's words found as one contiguous run in some passage (0 for NONE)."""
-    words = tokens(quote)
-    if not says_something(quote):
-        return 0.0
-    if len(words) <= SHORT_ANSWER_WORDS:
-        # A name or a number: each of its words must be in the passages, in any order
-        # ("Oklahoma, Texas" from "Oklahoma and Texas"); "1 year" is not found by its "1" alone.
-        content = [w for w in words if w not in STOPWORDS] or words
-        texts = [tokens(p.text) for p in passages]
-        held = [w for w in content if any(holds_word(text, w) for text in texts)]
-        return len(held) / len(content)
-    best = 0
-    for p in passages:
-        text = tokens(p.text)
-        matcher = difflib.SequenceMatcher(None, words, text, autojunk=False)
-        best = max(best, matcher.find_longest_match(0, len(words), 0, len(text)).size)
-    return best / len(words)
+    """Share of the quote the passages hold (``quote_share``; 0 for NONE)."""
+    return quote_share(quote, [p.text for p in passages]) if says_something(quote) else 0.0
 
 
 def quote_kind(quote: str, question: str, share: float) -> str:

@@ -159,7 +159,7 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
         return
     mark = time.perf_counter()
     text = ""
-    for piece in writer.generate(standalone, writer_input(writer, verdict, found)):
+    for piece in writer.generate(standalone, writer_input(writer, verdict, found), lead=verdict.lead):
         if not text:
             timings["first_token_s"] = time.perf_counter() - started
         text += piece
@@ -176,7 +176,7 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
         # nothing its passages support should not decide the answer: show the passages' own best
         # sentences instead, and say so.
         quotes = "".join(get_backend(settings, embedder=embedder, name="extractive").generate(
-            standalone, found.passages))
+            standalone, found.passages, lead=verdict.lead))
         quoted = check(quotes, found.passages, checker=support_checker(settings, embedder),
                        threshold=settings.answer.support_threshold)
         if quoted.citations:

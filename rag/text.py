@@ -196,3 +196,34 @@ def holds_word(words: Sequence[str], word: str) -> bool:
     return len(word) >= MIN_FUZZY_LETTERS and not word[0].isdigit() and any(
         abs(len(w) - len(word)) <= 2 and difflib.SequenceMatcher(None, w, word).ratio() >= SPELLING_RATIO
         for w in words)
+
+
+# -- Finding a model's quote in source text --------------------------------------------------------
+# A quote of at most this many words is a short answer (a name, a number), not a sentence.
+SHORT_ANSWER_WORDS = 4
+# A longer quote this share of whose words run verbatim in a text is that text's own words.
+VERBATIM_SHARE = 0.5
+
+
+def quote_share(quote: str, texts: Sequence[str]) -> float:
+    """Share of ``quote`` that ``texts`` hold: a short answer's content words anywhere in them, in
+    any order ("Oklahoma, Texas" from "Oklahoma and Texas", but not "1 year" from a lone "1"); a
+    longer quote's words as one contiguous run in one text."""
+    words = tokens(quote)
+    if not words:
+        return 0.0
+    held_in = [tokens(text) for text in texts]
+    if len(words) <= SHORT_ANSWER_WORDS:
+        content = [w for w in words if w not in STOPWORDS] or words
+        return sum(any(holds_word(text, w) for text in held_in) for w in content) / len(content)
+    best = 0
+    for text in held_in:
+        matcher = difflib.SequenceMatcher(None, words, text, autojunk=False)
+        best = max(best, matcher.find_longest_match(0, len(words), 0, len(text)).size)
+    return best / len(words)
+
+
+def holds_quote(text: str, quote: str) -> bool:
+    """Whether ``text`` holds ``quote`` as its own words (see ``quote_share``)."""
+    share = quote_share(quote, [text])
+    return share == 1.0 if len(tokens(quote)) <= SHORT_ANSWER_WORDS else share >= VERBATIM_SHARE

@@ -28,7 +28,7 @@ class ScriptedBackend:
         """Queue answers for the next ``ask`` calls with backend="scripted"."""
         self.queue.extend(answers)
 
-    def generate(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
+    def generate(self, question: str, passages: Sequence[Passage], *, lead: str = "") -> Iterator[str]:
         """Yield the next scripted answer, word by word."""
         self.seen.append((question, list(passages)))
         text = self.queue.popleft()

@@ -177,3 +177,25 @@ def test_injected_instruction_is_quoted_never_obeyed(injected_settings: Settings
             # Only a word-for-word quote of the document may carry the word and count as supported.
             claim = _normal(strip_markers(sentence.text))
             assert any(claim in _normal(passages[m].text) for m in sentence.markers), sentence
+
+
+def test_extractive_answer_opens_with_the_sentence_holding_the_judges_quote(embedder: Embedder) -> None:
+    from rag.answer.extractive import ExtractiveBackend
+    from rag.types import Passage
+
+    text = ("The harvest of 1958 was reported as a record across the provinces. "
+            "The figures sent to Beijing were inflated because local cadres overreported output. "
+            "The harvest reports of 1958 reached the capital in the autumn.")
+    passages = [Passage(marker=1, id="a", text=text, source="a.txt", title="The famine", score=1.0, start=0,
+                        end=len(text)),
+                Passage(marker=2, id="b", text="Weather was harsh in 1959 and 1960.", source="b.txt",
+                        title="Weather", score=0.5, start=0, end=35)]
+    backend = ExtractiveBackend(embedder, max_sentences=2)
+    question = "Why were the harvest reports wrong?"
+    plain = "".join(backend.generate(question, passages))
+    assert not plain.startswith("The figures"), "without a lead this sentence is not the best-scored"
+    led = "".join(backend.generate(question, passages, lead="local cadres overreported output"))
+    assert led.startswith("The figures sent to Beijing were inflated because local cadres overreported output. [1]")
+    assert len(re.findall(r"\[\d\]", led)) <= 2, "the lead takes one of the answer's sentences"
+    assert "".join(backend.generate(question, passages, lead="the weather in Tibet")) == plain, \
+        "a lead no sentence holds changes nothing"

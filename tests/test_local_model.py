@@ -20,6 +20,7 @@ from rag.indexer import Indexer
 from rag.judge import AnswerabilityJudge, get_judge
 from rag.local_model import MODEL_FILE, MODEL_SIZE, bundled_path, get_local_model, part_files, resolve_path
 from rag.pipeline import ask, retrieve_passages
+from rag.text import holds_quote, sentences
 from rag.types import Answer
 from tests.helpers import SEED
 
@@ -90,6 +91,16 @@ def test_local_writer_in_fast_mode_answers_from_the_judges_sentences(local: Sett
     answer = ask(PARAPHRASED, settings=fast)
     assert answer.backend == "local" and not answer.refused, answer.text
     assert answer.citations and all(c.passage.source == SEED.name for c in answer.citations)
+
+
+@pytest.mark.parametrize("question", [PARAPHRASED,
+                                      "Which book says moving farm labour into industry wrecked productivity?"])
+def test_the_sentence_holding_the_judges_quote_opens_a_quoted_answer(local: Settings, question: str) -> None:
+    answer = ask(question, settings=local, backend="extractive")
+    judged = answer.judgement
+    assert not answer.refused and judged["features"]["verbatim"] == 1.0, judged
+    first = sentences(answer.text)[0].text
+    assert holds_quote(first, judged["quote"]), (judged["quote"], answer.text)
 
 
 def test_refusal_says_why(local: Settings) -> None:

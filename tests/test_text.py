@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rag.text import (REFUSAL, content_words, coverage, entities, markers_in, mentions, sentences, specifics,
-                      strip_markers, tokens_lower)
+from rag.text import (REFUSAL, content_words, coverage, entities, holds_quote, markers_in, mentions, quote_share,
+                      sentences, specifics, strip_markers, tokens_lower)
 
 
 def test_strip_markers_removes_every_marker_form() -> None:
@@ -49,3 +49,13 @@ def test_a_claims_entities_missing_from_a_passage_are_found() -> None:
 def test_refusal_names_what_follows_it() -> None:
     assert REFUSAL.startswith("The documents do not cover this question.")
     assert not markers_in(REFUSAL)
+
+
+def test_a_quote_is_held_whole_a_short_answer_word_by_word() -> None:
+    text = "Its centre lay in the Oklahoma and Texas panhandles for four years and three months."
+    assert holds_quote(text, "Oklahoma, Texas"), "a short answer's words may stand apart"
+    assert holds_quote(text, "4 years and 3 months"), "number words read as digits"
+    assert not holds_quote(text, "1 year"), "a short answer is not found by part of it"
+    assert holds_quote(text, "lay in the Oklahoma and Texas panhandles and beyond")
+    assert not holds_quote(text, "the dust storms reached Washington and darkened the sky there")
+    assert quote_share("Texas, Kansas", [text, "Kansas too"]) == 1.0, "a short answer may span texts"

@@ -19,8 +19,12 @@ class Backend(Protocol):
     # whole passages (the local model, whose cache already holds that prompt).
     reads_judged_sentences: bool
 
-    def generate(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
-        """Yield the answer text in pieces (tokens for LLMs)."""
+    def generate(self, question: str, passages: Sequence[Passage], *, lead: str = "") -> Iterator[str]:
+        """Yield the answer text in pieces (tokens for LLMs).
+
+        ``lead`` is what the answerability judge quoted from the passages as the answer ("" when
+        it quoted nothing they hold): a writer may open with the sentence that holds it.
+        """
         ...
 
     def rewrite(self, question: str, history: Sequence[tuple[str, str]]) -> str:

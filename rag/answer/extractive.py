@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from rag.embeddings import Embedder
-from rag.text import content_words, coverage, sentences
+from rag.text import content_words, coverage, holds_quote, sentences
 from rag.types import Passage
 
 # Weight of question-word coverage next to embedding similarity when scoring a sentence.
@@ -33,8 +33,9 @@ class ExtractiveBackend:
         self.embedder = embedder
         self.max_sentences = max_sentences
 
-    def generate(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
-        """Yield chosen sentences one at a time, in order of relevance."""
+    def generate(self, question: str, passages: Sequence[Passage], *, lead: str = "") -> Iterator[str]:
+        """Yield chosen sentences one at a time, in order of relevance; the best-scored sentence
+        that holds ``lead`` (the words the judge quoted as the answer) comes first."""
         candidates = [
             (p.marker, s.text) for p in passages for s in sentences(p.text)
             if len(s.text.split()) >= MIN_WORDS and not s.text.rstrip().endswith("?")
@@ -51,11 +52,11 @@ class ExtractiveBackend:
             scores.append(float(vector @ query) + KEYWORD_WEIGHT * coverage(asked, text))
         order = np.argsort(scores)[::-1]
         best = scores[int(order[0])]
-        chosen: list[int] = []
+        chosen = [int(i) for i in order if lead and holds_quote(texts[i], lead)][:1]
         for i in order:
             if len(chosen) >= self.max_sentences or scores[i] < RELATIVE_FLOOR * best:
                 break
-            if any(float(sentence_vectors[i] @ sentence_vectors[j]) > DUPLICATE_SIMILARITY for j in chosen):
+            if i in chosen or any(float(sentence_vectors[i] @ sentence_vectors[j]) > DUPLICATE_SIMILARITY for j in chosen):
                 continue
             chosen.append(int(i))
         for n, i in enumerate(chosen):

@@ -59,7 +59,7 @@ class ChatModelBackend:
         self.model_name = model_name
         self._kinds = tuple(rule.kind for rule in self.errors)
 
-    def generate(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
+    def generate(self, question: str, passages: Sequence[Passage], *, lead: str = "") -> Iterator[str]:
         """Stream the model's answer token by token, without any of our prompt tags it echoes."""
         yield from without_prompt_tags(self._tokens(question, passages))
 

@@ -26,7 +26,7 @@ class LocalBackend:
         self.max_tokens = max_tokens
         self.temperature = temperature
 
-    def generate(self, question: str, passages: Sequence[Passage]) -> Iterator[str]:
+    def generate(self, question: str, passages: Sequence[Passage], *, lead: str = "") -> Iterator[str]:
         """Yield the answer as the model writes it (prompt tags it echoes are removed)."""
         yield from without_prompt_tags(self.model.stream(
             task_messages(question, passages, TASK_ANSWER), max_tokens=self.max_tokens,
