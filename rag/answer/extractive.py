@@ -52,7 +52,8 @@ class ExtractiveBackend:
             scores.append(float(vector @ query) + KEYWORD_WEIGHT * coverage(asked, text))
         order = np.argsort(scores)[::-1]
         best = scores[int(order[0])]
-        chosen = [int(i) for i in order if lead and holds_quote(texts[i], lead)][:1]
+        led = next((int(i) for i in order if holds_quote(texts[i], lead)), None) if lead else None
+        chosen = [] if led is None else [led]
         for i in order:
             if len(chosen) >= self.max_sentences or scores[i] < RELATIVE_FLOOR * best:
                 break
