@@ -131,11 +131,12 @@ def support(sentence: str, passage_text: str, *, embedder: Embedder) -> tuple[fl
 
 
 def check(text: str, passages: Sequence[Passage], *, checker: SupportChecker,
-          threshold: float, attribute_uncited: bool = True) -> CheckedAnswer:
+          threshold: float, attribute: bool = True) -> CheckedAnswer:
     """Drop markers that match no passage, then judge every sentence against the passages it cites.
 
-    With ``attribute_uncited``, a claim the writer left uncited gets the marker of the passage
-    that supports it (flagged ``attributed``); one no passage supports stays unsupported.
+    With ``attribute``, a claim the writer left uncited, or cited to passages that do not support
+    it, gets the marker of the passage that does (flagged ``attributed``); one no passage
+    supports keeps its markers and stays unsupported.
     """
     by_marker = {p.marker: p for p in passages}
     threshold = checker.threshold_for(threshold)
@@ -170,31 +171,29 @@ def check(text: str, passages: Sequence[Passage], *, checker: SupportChecker,
             judged.append(Sentence(claim, (), False))
             pieces.append(claim)
             continue
+        if not cited and len(content_words(claim)) < MIN_CLAIM_WORDS:
+            judged.append(Sentence(text, (), None))
+            pieces.append(text)
+            continue
+        scores = [checker.support(claim, by_marker[m].text) for m in cited]
+        if attribute and not any(score >= threshold for score, _ in scores):
+            # Uncited, or its passages do not support it (small models often write the wrong
+            # number): attach the passage that does, if one does. The cheap score picks the
+            # passage; only that one is put to the full check.
+            others = [p for p in passages if p.marker not in cited]
+            top = max(others, key=lambda p: checker.similarity(claim, p.text)[0], default=None)
+            found = checker.support(claim, top.text) if top is not None else (0.0, "")
+            if top is not None and found[0] >= threshold:
+                cited, scores, attributed = [top.marker], [found], True
+                text = _with_marker(strip_markers(text).strip(), top.marker)
         if not cited:
-            if len(content_words(claim)) < MIN_CLAIM_WORDS:
-                judged.append(Sentence(text, (), None))
-                pieces.append(text)
-                continue
-            # An uncited claim: attach the passage that supports it, if one does.
-            # The cheap score picks the passage; only that one is put to the full check.
-            scored = [(checker.similarity(claim, p.text)[0], p.marker) for p in passages]
-            top_score, top_marker = max(scored, default=(0.0, 0))
-            if top_marker:
-                top_score = checker.support(claim, by_marker[top_marker].text)[0]
-            if top_score >= threshold and (attributed := attribute_uncited):
-                cited = [top_marker]
-                text = _with_marker(text, top_marker)
-            else:
-                judged.append(Sentence(text, (), False))
-                pieces.append(text)
-                continue
-        scores = []
-        for marker in cited:
-            score, quote = checker.support(claim, by_marker[marker].text)
-            scores.append(score)
+            judged.append(Sentence(text, (), False))
+            pieces.append(text)
+            continue
+        for marker, (score, quote) in zip(cited, scores):
             if score > best.get(marker, (-1.0, ""))[0]:
                 best[marker] = (score, quote)
-        judged.append(Sentence(text, tuple(cited), max(scores) >= threshold, attributed))
+        judged.append(Sentence(text, tuple(cited), max(score for score, _ in scores) >= threshold, attributed))
         pieces.append(text)
     pieces.append(cleaned[cursor:])
     cleaned = "".join(pieces)

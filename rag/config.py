@@ -46,6 +46,9 @@ class RetrievalSettings(Section):
     mmr_lambda: float = Field(0.7, ge=0, le=1, description="MMR trade-off: 1 is pure relevance.")
     candidates: int = Field(30, ge=1, description="Candidates fetched from each retriever before fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    keyword_lead: float = Field(
+        1.0, ge=1, description="BM25 joins the fusion when its best score is this many times its "
+        "runner-up's (1: always); else dense search ranks alone (measured by evals/fusion.py).")
     min_relevance: float = Field(
         0.45, description="Relevance (cosine mixed with question coverage) below which the corpus is "
         "taken not to cover the question "

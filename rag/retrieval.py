@@ -61,6 +61,14 @@ def fuse(rankings: Sequence[Sequence[str]], *, k: int) -> dict[str, float]:
     return scores
 
 
+def keyword_counts(scores: Sequence[float], lead: float) -> bool:
+    """Whether the BM25 ranking joins the fusion: when its best match stands out, ``lead`` times
+    the runner-up's score (the question shares rare words with a passage). A question asked in
+    other words than the documents' gets flat BM25 scores, a ranking of passages that merely
+    share its common words; dense search then ranks alone."""
+    return len(scores) < 2 or scores[1] <= 0 or scores[0] >= lead * scores[1]
+
+
 def retrieve(question: str, *, settings: Settings, store: Store, embedder: Embedder,
              k: int | None = None, sources: Sequence[str] | None = None,
              hybrid: bool | None = None, mmr: bool | None = None) -> Retrieval:
@@ -78,7 +86,8 @@ def retrieve(question: str, *, settings: Settings, store: Store, embedder: Embed
     if hybrid:
         keyword = dict(store.keyword_search(question, k=opts.candidates, sources=sources))
         rankings.append(list(keyword))
-    fused = fuse(rankings, k=opts.rrf_k)
+    fused = fuse(rankings if keyword_counts(list(keyword.values()), opts.keyword_lead) else rankings[:1],
+                 k=opts.rrf_k)
     order = sorted(fused, key=lambda i: fused[i], reverse=True)
     vectors = {c.id: c.embedding for c in dense if c.embedding is not None}
     by_id = _head(order, max(k * 3, k) if mmr else k, store, vectors)

@@ -60,7 +60,8 @@ class Sentence:
     """One sentence of an answer, the markers it carries and whether its passages support it.
 
     ``supported`` is None for sentences too short to be claims; ``attributed`` is True when the
-    writer gave no marker and the check attached the passage that supports the sentence.
+    writer gave no marker, or cited passages that do not support the sentence, and the check
+    attached the passage that does.
     """
 
     text: str

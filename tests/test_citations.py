@@ -112,3 +112,18 @@ def test_sentence_restating_the_prompts_rules_is_not_supported(embedder: Embedde
     assert result.text.count("[1]") == 1
     only_echoes = check(" ".join(echoes), [passage], checker=checker, threshold=0.5)
     assert only_echoes.citations == () and not markers_in(only_echoes.text)
+
+
+def test_miscited_claim_moves_to_the_passage_that_supports_it(embedder: Embedder) -> None:
+    passages = [_passage(1, "The Dust Bowl hit the southern plains in the 1930s after a long drought."),
+                _passage(2, f"Historians disagree about the famine. {BRAMALL} Others blame procurement.")]
+    invented = "The book was written by John Smith in 1972 at Oxford"
+    answer = check(f"{BRAMALL[:-1]} [1]. {invented} [1].", passages, checker=SupportChecker(embedder),
+                   threshold=0.5)
+    moved, kept = answer.sentences
+    assert moved.markers == (2,) and moved.supported and moved.attributed
+    assert kept.markers == (1,) and kept.supported is False and not kept.attributed
+    assert markers_in(answer.text.split(invented)[0]) == [2]
+    unchanged = check(f"{BRAMALL[:-1]} [1].", passages, checker=SupportChecker(embedder), threshold=0.5,
+                      attribute=False)
+    assert unchanged.sentences[0].markers == (1,) and unchanged.sentences[0].supported is False

@@ -10,7 +10,7 @@ from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.indexer import Indexer
 from rag.pipeline import retrieve_passages
-from rag.retrieval import fuse
+from rag.retrieval import fuse, keyword_counts
 from rag.store import Store
 
 DISTRACTORS = {
@@ -123,3 +123,10 @@ def test_mmr_diversifies_near_duplicates(settings: Settings, embedder: Embedder)
     def copies(ps: list) -> int:
         return sum(p.source.startswith("copy-") or p.source == "pumps-2.txt" for p in ps)
     assert copies(diverse) < copies(plain)
+
+
+def test_keyword_ranking_joins_only_when_its_best_match_stands_out() -> None:
+    assert keyword_counts([9.0, 3.0, 2.5], lead=1.75)  # a rare word shared with one passage
+    assert not keyword_counts([2.3, 2.1, 2.0], lead=1.75)  # common words only: flat scores
+    assert keyword_counts([2.3, 2.1], lead=1.0)  # 1: always fused
+    assert keyword_counts([4.0], lead=1.75) and keyword_counts([], lead=1.75)
