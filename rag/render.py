@@ -17,7 +17,11 @@ from collections.abc import Sequence
 from urllib.parse import urlparse
 
 from rag.text import MARKER
-from rag.types import Answer, Citation, Passage
+from rag.types import Answer, Citation, Passage, Sentence
+
+# Shown on a sentence whose citation the check supplied (``Sentence.attributed``).
+ATTRIBUTED = ("The answer cited no passage or one that does not say this; Footnote's citation check "
+              "found the passage that does and cites it instead.")
 
 SOURCES_PLACEHOLDER = (
     '<div class="fn-empty"><p class="fn-empty-title">Sources</p>'
@@ -134,7 +138,7 @@ def render_answer(answer: Answer, turn: int) -> str:
             position = len(text)
             break
         pieces.append(_link_markers(_text(text[position:found]), turn, cited))
-        pieces.append(_render_sentence(sentence.text, sentence.supported, turn, cited))
+        pieces.append(_render_sentence(sentence, turn, cited))
         unsupported += sentence.supported is False
         position = found + len(sentence.text)
     pieces.append(_link_markers(_text(text[position:]), turn, cited))
@@ -153,16 +157,20 @@ def render_answer(answer: Answer, turn: int) -> str:
 
 
 def _sentences_only(answer: Answer, turn: int, cited: set[int]) -> tuple[list[str], int]:
-    parts = [_render_sentence(s.text, s.supported, turn, cited) for s in answer.sentences]
+    parts = [_render_sentence(s, turn, cited) for s in answer.sentences]
     return [" ".join(parts)], sum(s.supported is False for s in answer.sentences)
 
 
-def _render_sentence(text: str, supported: bool | None, turn: int, cited: set[int]) -> str:
-    body = _link_markers(_text(text), turn, cited)
-    if supported is False:
+def _render_sentence(sentence: Sentence, turn: int, cited: set[int]) -> str:
+    body = _link_markers(_text(sentence.text), turn, cited)
+    if sentence.supported is False:
         return (f'<span class="fn-sentence fn-unsupported" title="Not supported by a cited passage">'
                 f'{body} <span class="fn-badge fn-badge-warn">unsupported</span></span>')
-    if supported:
+    if sentence.supported and sentence.attributed:
+        # The writer cited nothing or the wrong passage; the check found the one that says it.
+        return (f'<span class="fn-sentence fn-supported" title="{esc(ATTRIBUTED)}">{body} '
+                f'<span class="fn-badge fn-badge-muted">citation corrected</span></span>')
+    if sentence.supported:
         return f'<span class="fn-sentence fn-supported">{body}</span>'
     return f'<span class="fn-sentence">{body}</span>'
 

@@ -217,3 +217,17 @@ def test_any_document_text_renders_as_inert_text(text: str, title: str, authors:
     panel = Markup(render.render_sources([answer])).plain
     assert (title or "seed.txt") in panel
     assert " ".join(text.split()) in " ".join(panel.split())
+
+
+def test_a_citation_the_check_moved_is_marked() -> None:
+    moved = Sentence(f"{QUOTE} [1]", (1,), True, attributed=True)
+    answer = answer_citing(Citation(1, passage(1), QUOTE, True, 0.9), text=f"{QUOTE} [1]", sentences=(moved,))
+
+    markup = Markup(render.render_answer(answer, 0))
+
+    assert "citation corrected" in markup.plain
+    assert any("citation check" in title for title in markup.attrs("span", "title"))
+    plain = Markup(render.render_answer(answer_citing(Citation(1, passage(1), QUOTE, True, 0.9),
+                                                      text=f"{QUOTE} [1]",
+                                                      sentences=(Sentence(f"{QUOTE} [1]", (1,), True),)), 0))
+    assert "citation corrected" not in plain.plain
