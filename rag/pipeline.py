@@ -9,18 +9,19 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 
 from rag.answer import Backend, get_backend
+from rag.answer.extractive import ExtractiveBackend
 from rag.answer.prompt import LOCAL_REFUSAL
 from rag.citations import check
 from rag.config import Settings, get_settings
 from rag.corpus import check_collection, collection_of
-from rag.embeddings import embedder_for
+from rag.embeddings import Embedder, embedder_for
 from rag.errors import IndexNotFoundError, InputError
 from rag.indexer import Indexer, IngestReport, Progress
 from rag.judge import Verdict, describe, get_judge, support_checker
 from rag.manifest import Entry
 from rag.retrieval import Retrieval, retrieve
 from rag.store import Store
-from rag.text import REFUSAL, strip_markers
+from rag.text import REFUSAL, holds_quote, strip_markers
 from rag.types import Answer, Passage
 
 logger = logging.getLogger(__name__)
@@ -164,6 +165,11 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
             timings["first_token_s"] = time.perf_counter() - started
         text += piece
         yield text
+    quote = "" if writer.name == "extractive" else lead_sentence(
+        embedder, standalone, found.passages, lead=verdict.lead, answer=text)
+    if quote:
+        text = f"{quote} {text}"
+        yield text
     timings["generate_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
     checked = check(text, found.passages, checker=support_checker(settings, embedder),
@@ -210,6 +216,17 @@ def writer_input(writer: Backend, verdict: Verdict, found: Retrieval) -> Sequenc
     new), else the whole passages. The sentences keep their passages' numbers, and citations are
     checked against the whole passages either way."""
     return verdict.shown if writer.reads_judged_sentences and verdict.shown else found.passages
+
+
+def lead_sentence(embedder: Embedder, question: str, passages: Sequence[Passage], *, lead: str,
+                  answer: str) -> str:
+    """The passage sentence holding the judge's quote (``Verdict.lead``), cited, when a writer's
+    ``answer`` does not say it: the answer then opens with the words the judge found. Empty
+    when there is no quote, the writer declined (the fallback leads with it) or said it."""
+    if not lead or _declined(answer) or holds_quote(strip_markers(answer), lead):
+        return ""
+    sentence = "".join(ExtractiveBackend(embedder, max_sentences=1).generate(question, passages, lead=lead))
+    return sentence if holds_quote(strip_markers(sentence), lead) else ""
 
 
 def _declined(text: str) -> bool:

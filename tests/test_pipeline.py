@@ -14,9 +14,9 @@ from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.errors import InputError
 from rag.indexer import Indexer
-from rag.pipeline import ask, check_question, retrieve_passages, stream
+from rag.pipeline import ask, check_question, lead_sentence, retrieve_passages, stream
 from rag.text import REFUSAL
-from rag.types import Answer
+from rag.types import Answer, Passage
 from tests.helpers import SEED
 from tests.scripted import ScriptedBackend
 
@@ -149,6 +149,24 @@ def test_a_writer_that_asks_for_them_reads_the_sentences_the_judge_read(
             assert all(part in found[p.marker].text for part in p.text.split(" … "))
     else:
         assert [(p.marker, p.text) for p in read] == [(m, p.text) for m, p in found.items()]
+
+
+def test_an_answer_without_the_judges_quote_opens_with_the_sentence_holding_it(embedder: Embedder) -> None:
+    text = ("The harvest of 1958 was reported as a record across the provinces. "
+            "The figures sent to Beijing were inflated because local cadres overreported output.")
+    passages = [Passage(marker=2, id="a", text=text, source="a.txt", title="The famine", score=1.0, start=0,
+                        end=len(text))]
+    question, lead = "Why were the harvest reports wrong?", "local cadres overreported output"
+
+    def opening(answer: str, quote: str = lead) -> str:
+        return lead_sentence(embedder, question, passages, lead=quote, answer=answer)
+
+    assert opening("The provinces sent reports in the autumn [2].") == (
+        "The figures sent to Beijing were inflated because local cadres overreported output. [2]")
+    assert opening("Local cadres overreported output, so the figures were inflated [2].") == ""
+    assert opening("The documents do not answer this question.") == "", "a decline falls back to quotes instead"
+    assert opening("The provinces sent reports in the autumn [2].", quote="") == ""
+    assert opening("The provinces sent reports in the autumn [2].", quote="the weather in Tibet") == ""
 
 
 def test_fallback_never_answers_what_the_judge_refused(seeded: Settings, scripted: ScriptedBackend) -> None:
