@@ -168,6 +168,8 @@ def print_sources(answer: Answer) -> None:
     for sentence in answer.sentences:
         if sentence.supported is False:
             print(f"  ! not supported by its source: {sentence.text}")
+        elif sentence.supported and sentence.attributed:
+            print(f"  ~ citation corrected by the check: {sentence.text}")
     if answer.fallback:
         print(f"  (quoted instead: {answer.fallback})")
     if answer.refused:

@@ -58,3 +58,20 @@ def test_ingest_flags_work_before_and_after_the_action() -> None:
     before = cli.parser("ingest").parse_args(["--json", "list"])
     after = cli.parser("ingest").parse_args(["list", "--json"])
     assert before.json is True and after.json is True and before.action == after.action == "list"
+
+
+def test_the_cli_lists_unsupported_sentences_and_corrected_citations(capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.console import print_sources
+    from rag.types import Answer, Citation, Passage, Sentence
+
+    passage = Passage(marker=1, id="a", text="Bramall argues labour left the fields.", source="a.txt",
+                      title="Notes", score=1.0, start=0, end=38)
+    answer = Answer(question="Who?", text="Bramall argues labour left the fields [1]. Mao was a farmer [1].",
+                    citations=(Citation(1, passage, "Bramall argues labour left the fields.", True, 0.9),),
+                    sentences=(Sentence("Bramall argues labour left the fields [1].", (1,), True, attributed=True),
+                               Sentence("Mao was a farmer [1].", (1,), False)))
+    print_sources(answer)
+    out = capsys.readouterr().out
+    assert "citation corrected by the check: Bramall argues" in out
+    assert "not supported by its source: Mao was a farmer" in out
+    assert "corrected by the check: Mao" not in out
