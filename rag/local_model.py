@@ -37,6 +37,7 @@ YES_TOKENS = ("Yes", " Yes", "yes", " yes", "YES")
 NO_TOKENS = ("No", " No", "no", " no", "NO")
 
 VERDICT_CACHE = 2048
+SAMPLING_SEED = 0  # the same prompt samples the same reply, whatever ran before it
 Message = dict[str, str]
 
 
@@ -192,9 +193,12 @@ class LocalModel:
             try:
                 # No repeat penalty: a cited answer repeats the passages' terms, and a penalty on
                 # the tokens already written pushes the model off word-for-word quotes.
+                # One seed for every reply: llama-cpp-python otherwise derives each call's seed
+                # from the call before, so an answer would depend on what other sessions asked.
                 for chunk in self._llm.create_completion(
                         self.prompt(messages), max_tokens=max_tokens, temperature=temperature,
-                        top_p=0.9, repeat_penalty=1.0, stop=list(stop) or None, stream=True):
+                        top_p=0.9, repeat_penalty=1.0, stop=list(stop) or None, stream=True,
+                        seed=SAMPLING_SEED):
                     text = chunk["choices"][0]["text"]
                     if text:
                         yield text

@@ -132,6 +132,18 @@ def test_concurrent_sessions_all_get_their_own_answers(local: Settings) -> None:
     assert get_local_model(local).waiting == 0
 
 
+def test_a_sampled_reply_does_not_depend_on_the_calls_before_it(local: Settings) -> None:
+    model = get_local_model(local)
+    ask_for = [{"role": "user", "content": "Invent a name for a new river and describe it in one sentence."}]
+
+    def reply() -> str:
+        return "".join(model.stream(ask_for, max_tokens=24, temperature=1.0))
+
+    first = reply()
+    model.complete([{"role": "user", "content": "Name a colour."}], max_tokens=4)
+    assert reply() == first
+
+
 def test_model_is_loaded_once_per_process(local: Settings, embedder: Embedder, tmp_path: Path) -> None:
     other = local.with_updates(data_dir=tmp_path / "other-data", corpus_dir=tmp_path / "other-corpus")
     other.corpus_dir.mkdir()
