@@ -165,11 +165,6 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
             timings["first_token_s"] = time.perf_counter() - started
         text += piece
         yield text
-    quote = "" if writer.name == "extractive" else lead_sentence(
-        embedder, standalone, found.passages, lead=verdict.lead, answer=text)
-    if quote:
-        text = f"{quote} {text}"
-        yield text
     timings["generate_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
     checked = check(text, found.passages, checker=support_checker(settings, embedder),
@@ -205,6 +200,17 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
                                      else "nothing the answer says could be tied to a passage"),
                      judgement=describe(verdict))
         return
+    quote = "" if writer.name == "extractive" or not any(c.supported for c in checked.citations) else \
+        lead_sentence(embedder, standalone, found.passages, lead=verdict.lead, answer=text)
+    if quote:
+        # An answer that stands on its own opens with the words the judge found (verbatim, so
+        # cheap to check; the writer's sentences' model verdicts are cached).
+        yield f"{quote} {text}"
+        mark = time.perf_counter()
+        checked = check(f"{quote} {text}", found.passages, checker=support_checker(settings, embedder),
+                        threshold=settings.answer.support_threshold)
+        timings["check_s"] += time.perf_counter() - mark
+        timings["total_s"] = time.perf_counter() - started
     yield Answer(question=question, text=checked.text, citations=checked.citations,
                  sentences=checked.sentences, backend=writer.name, standalone_question=standalone,
                  timings=timings, judgement=describe(verdict))
@@ -222,7 +228,8 @@ def lead_sentence(embedder: Embedder, question: str, passages: Sequence[Passage]
                   answer: str) -> str:
     """The passage sentence holding the judge's quote (``Verdict.lead``), cited, when a writer's
     ``answer`` does not say it: the answer then opens with the words the judge found. Empty
-    when there is no quote, the writer declined (the fallback leads with it) or said it."""
+    when there is no quote, the writer declined or said it. Only an answer its passages support
+    is opened so: one that is not falls back to quotes, which lead with that sentence anyway."""
     if not lead or _declined(answer) or holds_quote(strip_markers(answer), lead):
         return ""
     sentence = "".join(ExtractiveBackend(embedder, max_sentences=1).generate(question, passages, lead=lead))

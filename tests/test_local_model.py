@@ -23,6 +23,7 @@ from rag.pipeline import ask, retrieve_passages
 from rag.text import holds_quote, sentences
 from rag.types import Answer
 from tests.helpers import SEED
+from tests.scripted import ScriptedBackend
 
 pytestmark = [
     pytest.mark.slow,
@@ -101,6 +102,15 @@ def test_the_sentence_holding_the_judges_quote_opens_a_quoted_answer(local: Sett
     assert not answer.refused and judged["features"]["verbatim"] == 1.0, judged
     first = sentences(answer.text)[0].text
     assert holds_quote(first, judged["quote"]), (judged["quote"], answer.text)
+
+
+def test_an_unsupported_answer_falls_back_to_quotes_though_the_judge_found_words(local: Settings,
+                                                                                scripted: ScriptedBackend) -> None:
+    scripted.script("The book was written by John Smith at Oxford in 1972 [1].")
+    answer = ask(PARAPHRASED, settings=local, backend="scripted")
+    assert answer.judgement["features"]["verbatim"], "the judge quoted words the passages hold"
+    assert answer.backend == "extractive" and answer.fallback.startswith("the scripted backend wrote nothing")
+    assert "John Smith" not in answer.text
 
 
 def test_refusal_says_why(local: Settings) -> None:
