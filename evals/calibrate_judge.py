@@ -80,14 +80,18 @@ def calibration_settings() -> Any:
 
 
 def compute_features(cache: Path, refresh: bool) -> dict[str, Any]:
-    """The model's outputs per question (P(yes), quote) and per support pair, cached in ``cache``."""
+    """The model's outputs per question (P(yes), quote) and per support pair, cached in ``cache``
+    (questions and pairs added to the files since are computed, the rest read from it)."""
     cached: dict[str, Any] = {"questions": [], "pairs": []}
     if cache.is_file() and not refresh:
         cached = json.loads(cache.read_text(encoding="utf-8"))
     rows = question_rows()
     known = {(q.get("dataset", "paraphrase"), q["id"]): q for q in cached["questions"]}
     missing = [r for r in rows if (r["dataset"], r["id"]) not in known]
-    if not missing and cached["pairs"]:
+    pair_rows = read_jsonl(EVALS / "support_pairs.jsonl")
+    scored_pairs = {p["id"]: p for p in cached["pairs"]}
+    new_pairs = [r for r in pair_rows if r["id"] not in scored_pairs]
+    if not missing and not new_pairs:
         return cached
     settings = calibration_settings()
     model = get_local_model(settings)
@@ -102,15 +106,15 @@ def compute_features(cache: Path, refresh: bool) -> dict[str, Any]:
             "seconds": time.perf_counter() - started}
         print(f"{n}/{len(missing)} {row['id']} {row['answerable']} {feats}", file=sys.stderr)
     cached["questions"] = [known[(r["dataset"], r["id"])] for r in rows]
-    if not cached["pairs"]:
-        checker = SupportChecker(embedder_for(settings))
-        for row in read_jsonl(EVALS / "support_pairs.jsonl"):
-            similarity = checker.support(row["claim"], row["passage"])[0]
-            started = time.perf_counter()
-            yes = model.judge(support_messages(row["claim"], row["passage"])).yes
-            cached["pairs"].append({"id": row["id"], "kind": row["kind"], "split": row["split"],
-                                    "label": row["label"], "similarity": similarity, "yes": yes,
-                                    "seconds": time.perf_counter() - started})
+    checker = SupportChecker(embedder_for(settings))
+    for row in new_pairs:  # pairs added to the file since the cache was written
+        similarity = checker.support(row["claim"], row["passage"])[0]
+        started = time.perf_counter()
+        yes = model.judge(support_messages(row["claim"], row["passage"])).yes
+        scored_pairs[row["id"]] = {"id": row["id"], "kind": row["kind"], "split": row["split"],
+                                   "label": row["label"], "similarity": similarity, "yes": yes,
+                                   "seconds": time.perf_counter() - started}
+    cached["pairs"] = [scored_pairs[r["id"]] for r in pair_rows]
     cache.write_text(json.dumps(cached, indent=1), encoding="utf-8")
     return cached
 
@@ -232,14 +236,23 @@ def fit_judge(questions: list[dict[str, Any]], max_false_refusals: float) -> dic
 
 
 def fit_support(pairs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Logistic regression of label on (logit P(yes), similarity); threshold for balanced accuracy."""
+    """Logistic regression of label on (logit P(yes), similarity); threshold for balanced accuracy.
+
+    As in the judge, closeness may not count against support: a negative similarity weight (the
+    reversed-relation pairs use the passage's own words) is dropped and the verdict fitted alone.
+    """
+    uses_similarity = True
+
     def x_of(rows: list[dict[str, Any]]) -> np.ndarray:
-        return np.array([[logit(r["yes"]), r["similarity"]] for r in rows])
+        return np.array([[logit(r["yes"]), r["similarity"] if uses_similarity else 0.0] for r in rows])
 
     train = [r for r in pairs if r["split"] == "calibration"]
     held = [r for r in pairs if r["split"] == "heldout"]
-    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(
-        x_of(train), np.array([r["label"] for r in train]))
+    labels = np.array([r["label"] for r in train])
+    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(x_of(train), labels)
+    if model.coef_[0][1] < 0:
+        uses_similarity = False
+        model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(x_of(train), labels)
     threshold = 0.5
 
     def accuracy(rows: list[dict[str, Any]]) -> dict[str, Any]:
