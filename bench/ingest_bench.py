@@ -38,7 +38,7 @@ def build_corpus(folder: Path, n: int) -> None:
             module = __import__(name)
         except ImportError:
             continue
-        text = pydoc.render_doc(module, renderer=pydoc.plaintext)
+        text = pydoc.render_doc(module, renderer=pydoc.plaintext)  # type: ignore[attr-defined]  # not in typeshed
         (folder / f"{name}.txt").write_text(text[:12000], encoding="utf-8")
 
 

@@ -164,13 +164,13 @@ def fit(train: list[dict[str, Any]], names: tuple[str, ...], max_false_refusals:
     answerable_relevance = [q["features"]["relevance"] for q in train if q["answerable"]]
     floor = max(0.0, min(answerable_relevance) - 0.05)
     weights = Weights(float(model.intercept_[0]), dict(zip(names, map(float, model.coef_[0]))), 0.5, floor)
-    probs, labels = probabilities(weights, scored(train)), [q["answerable"] for q in scored(train)]
+    probs, answerable = probabilities(weights, scored(train)), [q["answerable"] for q in scored(train)]
     # The highest threshold whose false refusals stay within the budget refuses the most. It is
     # placed half-way to the next lower probability, not on a question's own: with few distinct
     # probabilities (the quote's kinds) one on the threshold would flip with the rounding of the
     # shipped weights.
     candidates = sorted(set(probs)) + [1.0]
-    best = max((t for t in candidates if rates(probs, labels, t)["false_refusal_rate"] <= max_false_refusals),
+    best = max((t for t in candidates if rates(probs, answerable, t)["false_refusal_rate"] <= max_false_refusals),
                default=0.5)
     threshold = (best + max((p for p in candidates if p < best), default=0.0)) / 2
     return Weights(weights.intercept, weights.coef, threshold, floor)

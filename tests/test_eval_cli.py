@@ -131,7 +131,7 @@ def test_gate_exits_1_and_names_the_metrics_that_fell_short(
     strict, lenient = tmp_path / "strict.json", tmp_path / "lenient.json"
     strict.write_text(json.dumps({"min": {"token_f1": 0.99, "hit@5": 0.5}, "max": {"latency_p50_ms": 0.001}}))
     lenient.write_text(json.dumps({"min": {"hit@5": 0.5, "answer_contains": 0.5}, "max": {"false_refusal_rate": 0.5}}))
-    common = [TINY, "--corpus", corpus, "--data-dir", tmp_path / "data", "--limit", "2", "-q"]
+    common: list[str | Path] = [TINY, "--corpus", corpus, "--data-dir", tmp_path / "data", "--limit", "2", "-q"]
 
     code, _, stderr = _run(capsys, *common, "--out", tmp_path / "a", "--gate", strict)
     assert code == 1

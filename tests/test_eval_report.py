@@ -21,10 +21,10 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _records() -> list[QuestionRecord]:
-    full = {"hit@5": 1.0, "recall@5": 1.0, "mrr": 1.0, "ndcg@5": 1.0, "token_f1": 0.5, "rouge_l": 0.4,
+    full: dict[str, float | None] = {"hit@5": 1.0, "recall@5": 1.0, "mrr": 1.0, "ndcg@5": 1.0, "token_f1": 0.5, "rouge_l": 0.4,
             "semantic_similarity": 0.8, "answer_contains": 1.0, "groundedness": 1.0,
             "citation_recall": 1.0, "citation_precision": 0.5}
-    missed = {"hit@5": 0.0, "recall@5": 0.0, "mrr": 0.0, "ndcg@5": 0.0, "token_f1": 0.0, "rouge_l": 0.0,
+    missed: dict[str, float | None] = {"hit@5": 0.0, "recall@5": 0.0, "mrr": 0.0, "ndcg@5": 0.0, "token_f1": 0.0, "rouge_l": 0.0,
               "semantic_similarity": 0.0, "answer_contains": 0.0}
     return [
         QuestionRecord("a1", "Who announced the NEP?", True, "Lenin.", "Lenin announced it [1].", False, 100.0,

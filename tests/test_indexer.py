@@ -403,7 +403,7 @@ def test_failed_manifest_write_keeps_the_old_manifest(tmp_path):
     manifest.entries["a.txt"] = Entry("a.txt", "f", "c", "A", "txt", 1, "t0", "t0", chunk_ids=["id1"])
     manifest.save()
     before = path.read_text()
-    manifest.entries["b.txt"] = Entry("b.txt", "f", "c", object(), "txt", 1, "t1", "t1")  # type: ignore[arg-type]
+    manifest.entries["b.txt"] = Entry("b.txt", "f", "c", object(), "txt", 1, "t1", "t1")
 
     with pytest.raises(TypeError):
         manifest.save()

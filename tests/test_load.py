@@ -68,7 +68,7 @@ class Request:
         """Every source the answer shows: citations and, for a refusal, the closest material."""
         if not isinstance(self.result, dict):
             return []
-        closest = [c.get("source") for c in self.result.get("closest", []) if isinstance(c, dict)]
+        closest = [str(c.get("source")) for c in self.result.get("closest", []) if isinstance(c, dict)]
         return self.cited() + closest
 
 
