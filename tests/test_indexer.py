@@ -403,7 +403,7 @@ def test_failed_manifest_write_keeps_the_old_manifest(tmp_path):
     manifest.entries["a.txt"] = Entry("a.txt", "f", "c", "A", "txt", 1, "t0", "t0", chunk_ids=["id1"])
     manifest.save()
     before = path.read_text()
-    manifest.entries["b.txt"] = Entry("b.txt", "f", "c", object(), "txt", 1, "t1", "t1")
+    manifest.entries["b.txt"] = Entry("b.txt", "f", "c", object(), "txt", 1, "t1", "t1")  # type: ignore[arg-type]
 
     with pytest.raises(TypeError):
         manifest.save()
@@ -418,8 +418,10 @@ def test_chunks_written_without_manifest_record_are_cleaned_up(synced, indexer, 
     meiji = settings.corpus_dir / "meiji-industrialisation.md"
     meiji.write_text(meiji.read_text().replace("in 1901", "in 1901, after long delays,"))
     new_chunks = split(load(meiji, source=meiji.name, max_bytes=10**6), indexer.splitter)
+    assert all(c.id for c in new_chunks)  # split() names every chunk
+    ids = [str(c.id) for c in new_chunks]
     store = Store(settings)
-    store.upsert([c.id for c in new_chunks], [c.page_content for c in new_chunks],
+    store.upsert(ids, [c.page_content for c in new_chunks],
                  [c.metadata for c in new_chunks], embedder.embed([c.page_content for c in new_chunks]))
     assert store.count() > sum(e.chunks for e in manifest_of(settings).entries.values())
 

@@ -107,6 +107,7 @@ def test_dense_search_uses_cosine_similarity(settings, embedder):
     # The stored vector itself: onnx-int8 embeds a text alone a little differently (cosine 0.99)
     # from the same text in a batch, since int8 activations are scaled per call.
     [stored] = store.get(["gosplan"], with_vectors=True)
+    assert stored.embedding is not None
     exact = store.dense_search(stored.embedding, k=1)[0]
     assert exact.id == "gosplan" and exact.similarity == pytest.approx(1.0, abs=1e-4)
 
