@@ -20,6 +20,8 @@ from rag.indexer import Indexer, IngestReport, Progress
 from rag.judge import Verdict, describe, get_judge, support_checker
 from rag.manifest import Entry
 from rag.retrieval import Retrieval, retrieve
+from rag.smalltalk import REASON as SMALL_TALK
+from rag.smalltalk import conversational, reply
 from rag.store import Store
 from rag.text import REFUSAL, holds_quote, strip_markers
 from rag.types import Answer, Passage
@@ -136,6 +138,9 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
     """
     settings = settings or get_settings()
     question = check_question(question, settings=settings)
+    if conversational(question):
+        yield small_talk(question, settings)
+        return
     if retrieval is None:
         sources = scope(settings, sources=sources, collections=collections)
     timings: dict[str, float] = {}
@@ -214,6 +219,13 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
     yield Answer(question=question, text=checked.text, citations=checked.citations,
                  sentences=checked.sentences, backend=writer.name, standalone_question=standalone,
                  timings=timings, judgement=describe(verdict))
+
+
+def small_talk(message: str, settings: Settings) -> Answer:
+    """A greeting, thanks or question about Footnote, answered without the documents (a refusal
+    to answer from them, so evaluations count it as one)."""
+    titles = [e.title or e.source for e in documents(settings)]
+    return Answer(question=message, text=reply(message, titles), refused=True, refusal_reason=SMALL_TALK)
 
 
 def writer_input(writer: Backend, verdict: Verdict, found: Retrieval) -> Sequence[Passage]:
