@@ -170,23 +170,34 @@ def _chat(args: argparse.Namespace) -> int:
             return 0
         if not question:
             return 0
-        shown, final = 0, None
+        shown, final = "", None
         try:
             for piece in stream(question, history, settings=settings, sources=args.source,
                                 collections=args.collection):
                 if isinstance(piece, Answer):
                     final = piece
                 else:
-                    sys.stdout.write(piece[shown:])
-                    sys.stdout.flush()
-                    shown = len(piece)
+                    shown = _show(piece, shown)
         except InputError as exc:  # a question too long ends that question, not the chat
             print(f"error: {exc}", file=sys.stderr)
             continue
+        if final is not None:
+            _show(final.text, shown)
         print()
         if final is not None:
             console.print_sources(final)
             history.append((question, final.text))
+
+
+def _show(text: str, shown: str) -> str:
+    """Print what ``text`` adds to the ``shown`` answer; a text that replaces it (quotes instead of
+    a writer's decline, an answer opened with the judge's words) starts a new line. Returns ``text``."""
+    if text.startswith(shown):
+        sys.stdout.write(text[len(shown):])
+    else:
+        sys.stdout.write(("\n" if shown else "") + text)
+    sys.stdout.flush()
+    return text
 
 
 # ---------------------------------------------------------------------------- eval

@@ -128,6 +128,9 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
            retrieval: Retrieval | None = None) -> Iterator[str | Answer]:
     """Yield the answer text as it grows (whole text so far), then the final, checked ``Answer``.
 
+    A text that does not extend the one before replaces it: the passages' own sentences when the
+    writer declined, or the writer's answer opened with the judge's words.
+
     Only ``sources`` and the documents of ``collections`` are searched when given (see ``scope``).
     ``retrieval``, when given, is used instead of retrieving (the evaluation scores the same
     passages the answer was written from).
@@ -187,6 +190,7 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
                        threshold=settings.answer.support_threshold)
         if quoted.citations:
             timings["total_s"] = time.perf_counter() - started
+            yield quoted.text  # replaces the writer's text for readers of the stream
             yield Answer(question=question, text=quoted.text, citations=quoted.citations,
                          sentences=quoted.sentences, backend="extractive", standalone_question=standalone,
                          timings=timings, judgement=describe(verdict),

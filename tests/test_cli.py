@@ -3,11 +3,18 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from rag import cli
 from rag.answer import backend_names
+from rag.answer.prompt import LOCAL_REFUSAL
+from rag.config import Settings
 from rag.flags import settings_from
+from tests.scripted import ScriptedBackend
+
+BRAMALL_QUESTION = "Which book argues that moving labour out of agriculture caused the collapse?"
 
 
 def _usage_error(capsys: pytest.CaptureFixture[str], argv: list[str], **shim: str) -> str:
@@ -75,3 +82,23 @@ def test_the_cli_lists_unsupported_sentences_and_corrected_citations(capsys: pyt
     assert "citation corrected by the check: Bramall argues" in out
     assert "not supported by its source: Mao was a farmer" in out
     assert "corrected by the check: Mao" not in out
+
+
+def test_chat_shows_the_quotes_that_replace_a_declined_answer(seeded: Settings, scripted: ScriptedBackend,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # The writer declines a question the passages answer: the chat must print the passages' own
+    # sentences it falls back to, not only its sources (it printed the decline and no answer text).
+    scripted.script(LOCAL_REFUSAL)
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{BRAMALL_QUESTION}\nthanks!\n\n"))
+    code = cli.main(["chat", "--backend", "scripted", "--data-dir", str(seeded.data_dir),
+                     "--corpus", str(seeded.corpus_dir)])
+    out = capsys.readouterr().out
+    assert code == 0
+    decline, rest = out.split(LOCAL_REFUSAL, 1)
+    assert decline.strip() == "you>"
+    quotes, sources = rest.split("(quoted instead:", 1)
+    assert "Chinese Economic Development" in quotes and "[1]" in quotes
+    assert "Bramall" in sources
+    assert "You're welcome." in out  # the second message: conversation, answered without the writer
+    assert len(scripted.seen) == 1
