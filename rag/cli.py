@@ -176,7 +176,7 @@ def _chat(args: argparse.Namespace) -> int:
                                 collections=args.collection):
                 if isinstance(piece, Answer):
                     final = piece
-                else:
+                elif isinstance(piece, str):
                     shown = _show(piece, shown)
         except InputError as exc:  # a question too long ends that question, not the chat
             print(f"error: {exc}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from textwrap import shorten
 from collections import Counter
 from collections.abc import Iterator, Sequence
 
@@ -24,7 +25,7 @@ from rag.smalltalk import REASON as SMALL_TALK
 from rag.smalltalk import conversational, reply
 from rag.store import Store
 from rag.text import REFUSAL, holds_quote, strip_markers
-from rag.types import Answer, Passage
+from rag.types import Answer, Passage, Status
 
 logger = logging.getLogger(__name__)
 
@@ -125,8 +126,9 @@ def ask(question: str, history: History | None = None, *, settings: Settings | N
 def stream(question: str, history: History | None = None, *, settings: Settings | None = None,
            k: int | None = None, backend: str | None = None, sources: Sequence[str] | None = None,
            collections: Sequence[str] | None = None, hybrid: bool | None = None, mmr: bool | None = None,
-           retrieval: Retrieval | None = None) -> Iterator[str | Answer]:
-    """Yield the answer text as it grows (whole text so far), then the final, checked ``Answer``.
+           retrieval: Retrieval | None = None) -> Iterator[str | Status | Answer]:
+    """Yield the answer text as it grows (whole text so far), then the final, checked ``Answer``;
+    before the first words, a ``Status`` for each slow step (judging, reading for the answer).
 
     A text that does not extend the one before replaces it: the passages' own sentences when the
     writer declined, or the writer's answer opened with the judge's words.
@@ -157,6 +159,8 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
         standalone, settings=settings, k=k, sources=sources, hybrid=hybrid, mmr=mmr)
     timings["retrieve_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
+    if found.passages:
+        yield Status(f"Checking whether the {len(found.passages)} closest passages answer this\u2026")
     verdict = get_judge(settings).decide(standalone, found)
     timings["judge_s"] = time.perf_counter() - mark
     if not verdict.answerable:
@@ -167,6 +171,8 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
                      refusal_reason=verdict.reason, judgement=describe(verdict))
         return
     mark = time.perf_counter()
+    if writer.name != "extractive":
+        yield Status(writing_status(verdict.lead, writer.name))
     text = ""
     for piece in writer.generate(standalone, writer_input(writer, verdict, found), lead=verdict.lead):
         if not text:
@@ -223,6 +229,13 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
     yield Answer(question=question, text=checked.text, citations=checked.citations,
                  sentences=checked.sentences, backend=writer.name, standalone_question=standalone,
                  timings=timings, judgement=describe(verdict))
+
+
+def writing_status(lead: str, writer: str) -> str:
+    """What the reader sees while ``writer`` reads the passages: the judge's verified words, if any."""
+    words = shorten(lead, 160, placeholder="\u2026")
+    found = f"Found in the documents: \u201c{words}\u201d. " if lead else ""
+    return f"{found}Writing a cited answer ({writer} model)\u2026"
 
 
 def small_talk(message: str, settings: Settings) -> Answer:

@@ -87,17 +87,21 @@ def render_question(question: str) -> str:
     return f'<span class="fn-question">{_text(question)}</span>'
 
 
-def render_streaming(text: str, *, queued: int = 0) -> str:
+SEARCHING = "Searching the documents\u2026"
+
+
+def render_streaming(text: str, *, queued: int = 0, status: str = "") -> str:
     """Answer text while it streams in: markers are not checked yet, so they are not links.
 
-    Before any text, ``queued`` says how many other questions the local model is busy with.
+    Before any text, ``queued`` says how many other questions the local model is busy with, and
+    ``status`` what the pipeline is doing (``pipeline.stream``'s ``Status``).
     """
     if not text and queued:
         ahead = "1 question" if queued == 1 else f"{queued} questions"
         return (f'<span class="fn-pending fn-waiting">Waiting for the local model: {ahead} ahead of '
                 "yours\u2026</span>")
     if not text:
-        return '<span class="fn-pending">Searching the documents\u2026</span>'
+        return f'<span class="fn-pending">{esc(status or SEARCHING)}</span>'
     body = MARKER.sub(lambda m: f'<span class="fn-marker-pending">{m.group(0)}</span>', _text(text))
     return f'<div class="fn-answer fn-streaming">{body}</div>'
 

@@ -111,3 +111,10 @@ class Answer:
             "judgement": self.judgement,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
+
+
+@dataclass(frozen=True)
+class Status:
+    """What ``stream`` is doing before the answer's first words (shown in place of the answer)."""
+
+    text: str

@@ -14,9 +14,9 @@ from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.errors import InputError
 from rag.indexer import Indexer
-from rag.pipeline import ask, check_question, lead_sentence, retrieve_passages, stream
+from rag.pipeline import ask, check_question, lead_sentence, retrieve_passages, stream, writing_status
 from rag.text import REFUSAL
-from rag.types import Answer, Passage
+from rag.types import Answer, Passage, Status
 from tests.helpers import SEED
 from tests.scripted import ScriptedBackend
 
@@ -233,3 +233,25 @@ def test_empty_question_is_an_error_in_the_cli(seeded: Settings, run_cli: CliRun
 
     assert (code, out, err) == (1, "", f"error: {caught.value}\n")
     assert "empty" in str(caught.value)
+
+
+def test_stream_says_what_it_is_doing_before_the_first_words(seeded: Settings, scripted: ScriptedBackend) -> None:
+    scripted.script("Chris Bramall wrote Chinese Economic Development. [1]")
+    pieces = list(stream("Which book argues that moving labour out of agriculture caused the collapse?",
+                         settings=seeded, backend="scripted"))
+    kinds = [type(p).__name__ for p in pieces]
+    assert kinds[:2] == ["Status", "Status"] and kinds[-1] == "Answer" and set(kinds[2:-1]) == {"str"}
+    checking, writing = pieces[0], pieces[1]
+    assert isinstance(checking, Status) and "closest passages answer this" in checking.text
+    assert isinstance(writing, Status) and "Writing a cited answer (scripted model)" in writing.text
+    # The extractive backend writes in milliseconds: only the judging step is announced.
+    quick = list(stream("Which book argues that moving labour out of agriculture caused the collapse?",
+                        settings=seeded))
+    assert [type(p).__name__ for p in quick].count("Status") == 1
+
+
+def test_the_writing_status_shows_the_judges_words_shortened() -> None:
+    assert writing_status("", "local") == "Writing a cited answer (local model)\u2026"
+    shown = writing_status("heavy industry first " * 20, "local")
+    assert shown.startswith("Found in the documents: \u201cheavy industry first") and "\u2026\u201d" in shown
+    assert len(shown) < 240

@@ -231,3 +231,11 @@ def test_a_citation_the_check_moved_is_marked() -> None:
                                                       text=f"{QUOTE} [1]",
                                                       sentences=(Sentence(f"{QUOTE} [1]", (1,), True),)), 0))
     assert "citation corrected" not in plain.plain
+
+
+def test_a_status_before_the_first_words_is_shown_escaped() -> None:
+    payload = '<img src=x onerror="window.__pwned=1">'
+    markup = assert_inert(render.render_streaming("", status=f"Found in the documents: “{payload}”."))
+    assert payload in markup.plain
+    assert render.SEARCHING in assert_inert(render.render_streaming("")).plain
+    assert "Waiting for the local model" in render.render_streaming("", queued=2, status="Checking")

@@ -18,7 +18,7 @@ from rag.answer import backend_names
 from rag.config import Settings
 from rag.errors import FootnoteError
 from rag.local_model import queued
-from rag.types import Answer
+from rag.types import Answer, Status
 from rag.ui import history as saved_conversations
 from rag.ui import pages
 from rag.ui.common import PRIVATE, Turn, messages, session_settings, sources
@@ -152,6 +152,9 @@ def build(base: Settings, *, has_seed: bool) -> ChatTab:
             for piece in pipeline.stream(question, history, settings=request, collections=scope or None):
                 if isinstance(piece, Answer):
                     final = piece
+                elif isinstance(piece, Status):
+                    yield (messages(turns, (question, render.render_streaming("", status=piece.text))),
+                           gr.skip(), turns, gr.skip())
                 else:
                     yield (messages(turns, (question, render.render_streaming(piece))), gr.skip(),
                            turns, gr.skip())
