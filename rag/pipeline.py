@@ -172,7 +172,8 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
         return
     mark = time.perf_counter()
     if writer.name != "extractive":
-        yield Status(writing_status(verdict.lead, writer.name))
+        found_words = strip_markers(quoted_sentence(embedder, standalone, found.passages, verdict.lead))
+        yield Status(writing_status(found_words, writer.name))
     text = ""
     for piece in writer.generate(standalone, writer_input(writer, verdict, found), lead=verdict.lead):
         if not text:
@@ -231,10 +232,11 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
                  timings=timings, judgement=describe(verdict))
 
 
-def writing_status(lead: str, writer: str) -> str:
-    """What the reader sees while ``writer`` reads the passages: the judge's verified words, if any."""
-    words = shorten(lead, 160, placeholder="\u2026")
-    found = f"Found in the documents: \u201c{words}\u201d. " if lead else ""
+def writing_status(sentence: str, writer: str) -> str:
+    """What the reader sees while ``writer`` reads the passages: the passage sentence holding the
+    judge's quote, if any."""
+    words = shorten(sentence, 160, placeholder="\u2026")
+    found = f"Found in the documents: \u201c{words}\u201d. " if sentence.strip() else ""
     return f"{found}Writing a cited answer ({writer} model)\u2026"
 
 
@@ -260,6 +262,14 @@ def lead_sentence(embedder: Embedder, question: str, passages: Sequence[Passage]
     when there is no quote, the writer declined or said it. Only an answer its passages support
     is opened so: one that is not falls back to quotes, which lead with that sentence anyway."""
     if not lead or _declined(answer) or holds_quote(strip_markers(answer), lead):
+        return ""
+    return quoted_sentence(embedder, question, passages, lead)
+
+
+def quoted_sentence(embedder: Embedder, question: str, passages: Sequence[Passage], lead: str) -> str:
+    """The passage sentence holding the judge's quote, cited (the extractive scorer picks it);
+    empty when there is no quote or no sentence holds it."""
+    if not lead:
         return ""
     sentence = "".join(ExtractiveBackend(embedder, max_sentences=1).generate(question, passages, lead=lead))
     return sentence if holds_quote(strip_markers(sentence), lead) else ""

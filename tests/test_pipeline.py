@@ -14,8 +14,9 @@ from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.errors import InputError
 from rag.indexer import Indexer
-from rag.pipeline import ask, check_question, lead_sentence, retrieve_passages, stream, writing_status
-from rag.text import REFUSAL
+from rag.pipeline import (ask, check_question, lead_sentence, quoted_sentence, retrieve_passages, stream,
+                          writing_status)
+from rag.text import REFUSAL, strip_markers
 from rag.types import Answer, Passage, Status
 from tests.helpers import SEED
 from tests.scripted import ScriptedBackend
@@ -167,6 +168,11 @@ def test_an_answer_without_the_judges_quote_opens_with_the_sentence_holding_it(e
     assert opening("The documents do not answer this question.") == "", "a decline falls back to quotes instead"
     assert opening("The provinces sent reports in the autumn [2].", quote="") == ""
     assert opening("The provinces sent reports in the autumn [2].", quote="the weather in Tibet") == ""
+    # While the writer reads, the reader is shown that sentence, never the model's own wording.
+    found = strip_markers(quoted_sentence(embedder, question, passages, lead))
+    assert writing_status(found, "local").startswith(
+        "Found in the documents: \u201cThe figures sent to Beijing were inflated because local cadres")
+    assert quoted_sentence(embedder, question, passages, "the cadres lied about the weather in Tibet") == ""
 
 
 def test_fallback_never_answers_what_the_judge_refused(seeded: Settings, scripted: ScriptedBackend) -> None:
