@@ -152,9 +152,9 @@ def build(base: Settings, *, has_seed: bool) -> ChatTab:
             for piece in pipeline.stream(question, history, settings=request, collections=scope or None):
                 if isinstance(piece, Answer):
                     final = piece
-                elif isinstance(piece, Status):
-                    yield (messages(turns, (question, render.render_streaming("", status=piece.text))),
-                           gr.skip(), turns, gr.skip())
+                elif isinstance(piece, Status):  # each step may first wait for other sessions' model calls
+                    status = render.render_streaming("", queued=queued(), status=piece.text)
+                    yield messages(turns, (question, status)), gr.skip(), turns, gr.skip()
                 else:
                     yield (messages(turns, (question, render.render_streaming(piece))), gr.skip(),
                            turns, gr.skip())
