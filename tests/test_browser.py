@@ -173,12 +173,14 @@ def test_follow_up_uses_the_conversation_and_new_conversation_forgets_it(app: Ap
 
 def test_answer_settings_apply_to_the_next_answer(app: AppPage) -> None:
     app.page.click("#fn-settings button, #fn-settings .label-wrap")
-    # Set k through the slider itself (an input event, bound at once) and through its number
-    # box, then leave the box so Gradio commits the value before the question is sent.
-    app.page.locator("#fn-k input[type=range]").fill("1")
-    app.page.locator("#fn-k input[type=number]").fill("1")
-    app.page.locator("#fn-k input[type=number]").press("Tab")
-    expect(app.page.locator("#fn-k input[type=range]")).to_have_value("1")
+    # Move the slider to its minimum as a keyboard user does (the browser fires input and change
+    # events itself), once the accordion has opened; its number box follows.
+    slider = app.page.locator("#fn-k input[type=range]")
+    expect(slider).to_be_visible()
+    slider.focus()
+    slider.press("Home")
+    expect(slider).to_have_value("1")
+    expect(app.page.locator("#fn-k input[type=number]")).to_have_value("1")
     answer = app.ask("Why did Mao oppose the Soviet model?")
     assert answer.locator("a.fn-cite").count() >= 1
     assert app.current_sources().locator(".fn-source").count() == 1
