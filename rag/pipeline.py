@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
+from itertools import accumulate
 from textwrap import shorten
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -24,12 +26,13 @@ from rag.retrieval import Retrieval, retrieve
 from rag.smalltalk import REASON as SMALL_TALK
 from rag.smalltalk import conversational, reply
 from rag.store import Store
-from rag.text import REFUSAL, holds_quote, strip_markers
+from rag.text import REFUSAL, holds_quote, repair_copied_words, source_vocabulary, strip_markers
 from rag.types import Answer, Passage, Status
 
 logger = logging.getLogger(__name__)
 
 History = Sequence[tuple[str, str]]
+UNFINISHED_WORD = re.compile(r"[A-Za-zÀ-ÿ]+$")
 
 
 def ingest(settings: Settings | None = None, *, rebuild: bool = False,
@@ -175,10 +178,9 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
         found_words = strip_markers(quoted_sentence(embedder, standalone, found.passages, verdict.lead))
         yield Status(writing_status(found_words, writer.name))
     text = ""
-    for piece in writer.generate(standalone, writer_input(writer, verdict, found), lead=verdict.lead):
-        if not text:
+    for text in written(writer, standalone, found, verdict):
+        if "first_token_s" not in timings:
             timings["first_token_s"] = time.perf_counter() - started
-        text += piece
         yield text
     timings["generate_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
@@ -230,6 +232,27 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
     yield Answer(question=question, text=checked.text, citations=checked.citations,
                  sentences=checked.sentences, backend=writer.name, standalone_question=standalone,
                  timings=timings, judgement=describe(verdict))
+
+
+def written(writer: Backend, question: str, found: Retrieval, verdict: Verdict) -> Iterator[str]:
+    """The writer's answer as it grows (whole text so far). An LLM's words garbled in copying are
+    put right against its passages (``repair_copied_words``), so each word is held back until it
+    ends; the extractive writer's quotes are exact already."""
+    pieces = writer.generate(question, writer_input(writer, verdict, found), lead=verdict.lead)
+    if writer.name == "extractive":
+        yield from accumulate(pieces)
+        return
+    vocabulary = source_vocabulary([p.text for p in found.passages])
+    raw = shown = ""
+    for piece in pieces:
+        raw += piece
+        ready = repair_copied_words(UNFINISHED_WORD.sub("", raw), vocabulary)
+        if ready != shown:
+            shown = ready
+            yield shown
+    final = repair_copied_words(raw, vocabulary)
+    if final != shown:
+        yield final
 
 
 def writing_status(sentence: str, writer: str) -> str:

@@ -261,3 +261,16 @@ def test_the_writing_status_shows_the_judges_words_shortened() -> None:
     shown = writing_status("heavy industry first " * 20, "local")
     assert shown.startswith("Found in the documents: \u201cheavy industry first") and "\u2026\u201d" in shown
     assert len(shown) < 240
+
+
+def test_a_word_garbled_in_copying_is_never_shown_and_the_check_reads_it_repaired(
+        seeded: Settings, scripted: ScriptedBackend) -> None:
+    scripted.script("The USSR forced collectingivisation with many deaths to feed the urban proletariat. [1]")
+    pieces = list(stream("Why did the USSR force collectivisation on agricultural labour?", settings=seeded,
+                         backend="scripted"))
+    texts = [p for p in pieces if isinstance(p, str)]
+    assert texts and all("collecting" not in t for t in texts)  # held back until the word ended
+    assert all(later.startswith(earlier) for earlier, later in zip(texts, texts[1:]))
+    answer = pieces[-1]
+    assert isinstance(answer, Answer) and "forced collectivisation with many deaths" in answer.text
+    assert answer.citations and answer.citations[0].supported

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rag.text import (REFUSAL, content_words, coverage, entities, holds_quote, markers_in, mentions, quote_share,
+                      repair_copied_words, source_vocabulary,
                       sentences, specifics, strip_markers, tokens_lower)
 
 
@@ -59,3 +60,14 @@ def test_a_quote_is_held_whole_a_short_answer_word_by_word() -> None:
     assert holds_quote(text, "lay in the Oklahoma and Texas panhandles and beyond")
     assert not holds_quote(text, "the dust storms reached Washington and darkened the sky there")
     assert quote_share("Texas, Kansas", [text, "Kansas too"]) == 1.0, "a short answer may span texts"
+
+
+def test_words_garbled_in_copying_are_put_right_and_nothing_else() -> None:
+    vocabulary = source_vocabulary(["The USSR forced collectivisation and industrialisation on the proletariat."])
+    assert repair_copied_words("It squeezed by collectingivisation [1].", vocabulary) == \
+        "It squeezed by collectivisation [1]."
+    assert repair_copied_words("Collectingivisation and collectvisation.", vocabulary) == \
+        "Collectivisation and collectivisation."
+    for kept in ("collectivisations", "recollectivisation", "industrialised", "proletariats", "collectivization",
+                 "Stalinism", "a brand new word"):
+        assert repair_copied_words(kept, vocabulary) == kept
