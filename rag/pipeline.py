@@ -3,36 +3,31 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
-from itertools import accumulate
-from textwrap import shorten
 from collections import Counter
 from collections.abc import Iterator, Sequence
 
-from rag.answer import Backend, get_backend
-from rag.answer.extractive import ExtractiveBackend
-from rag.answer.prompt import LOCAL_REFUSAL
+from rag.answer import get_backend
 from rag.citations import check
 from rag.config import Settings, get_settings
 from rag.corpus import check_collection, collection_of
-from rag.embeddings import Embedder, embedder_for
+from rag.embeddings import embedder_for
 from rag.errors import IndexNotFoundError, InputError
 from rag.indexer import Indexer, IngestReport, Progress
-from rag.judge import Verdict, describe, get_judge, support_checker
+from rag.judge import describe, get_judge, support_checker
 from rag.manifest import Entry
 from rag.retrieval import Retrieval, retrieve
 from rag.smalltalk import REASON as SMALL_TALK
 from rag.smalltalk import conversational, reply
 from rag.store import Store
-from rag.text import REFUSAL, holds_quote, repair_copied_words, source_vocabulary, strip_markers
-from rag.types import Answer, Passage, Status
+from rag.text import REFUSAL, strip_markers
+from rag.types import Answer, Status
+from rag.writing import declined, lead_sentence, quoted_sentence, writing_status, written
 
 logger = logging.getLogger(__name__)
 
 History = Sequence[tuple[str, str]]
-UNFINISHED_WORD = re.compile(r"[A-Za-zÀ-ÿ]+$")
 
 
 def ingest(settings: Settings | None = None, *, rebuild: bool = False,
@@ -203,18 +198,18 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
             yield Answer(question=question, text=quoted.text, citations=quoted.citations,
                          sentences=quoted.sentences, backend="extractive", standalone_question=standalone,
                          timings=timings, judgement=describe(verdict),
-                         fallback=(f"the {writer.name} backend " + ("declined" if _declined(checked.text) else
+                         fallback=(f"the {writer.name} backend " + ("declined" if declined(checked.text) else
                                    "wrote nothing its passages support")
                                    + "; these are the passages' own sentences"))
             return
     if not checked.citations:
         # Nothing the writer said could be tied to a passage: a refusal with the closest material,
         # in the writer's own words when it said something other than the refusal it was taught.
-        declined = _declined(checked.text)
-        yield Answer(question=question, text=REFUSAL if declined else checked.text, refused=True,
-                     closest=tuple(found.passages[:3]), sentences=() if declined else checked.sentences,
+        said_no = declined(checked.text)
+        yield Answer(question=question, text=REFUSAL if said_no else checked.text, refused=True,
+                     closest=tuple(found.passages[:3]), sentences=() if said_no else checked.sentences,
                      backend=writer.name, standalone_question=standalone, timings=timings,
-                     refusal_reason=(f"the {writer.name} backend found no answer in the passages" if declined
+                     refusal_reason=(f"the {writer.name} backend found no answer in the passages" if said_no
                                      else "nothing the answer says could be tied to a passage"),
                      judgement=describe(verdict))
         return
@@ -234,77 +229,11 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
                  timings=timings, judgement=describe(verdict))
 
 
-def written(writer: Backend, question: str, found: Retrieval, verdict: Verdict) -> Iterator[str]:
-    """The writer's answer as it grows (whole text so far). An LLM's words garbled in copying are
-    put right against its passages (``repair_copied_words``), so each word is held back until it
-    ends; the extractive writer's quotes are exact already."""
-    pieces = writer.generate(question, writer_input(writer, verdict, found), lead=verdict.lead)
-    if writer.name == "extractive":
-        yield from accumulate(pieces)
-        return
-    vocabulary = source_vocabulary([p.text for p in found.passages])
-    raw = shown = ""
-    for piece in pieces:
-        raw += piece
-        ready = repair_copied_words(UNFINISHED_WORD.sub("", raw), vocabulary)
-        if ready != shown:
-            shown = ready
-            yield shown
-    final = repair_copied_words(raw, vocabulary)
-    if final != shown:
-        yield final
-
-
-def writing_status(sentence: str, writer: str) -> str:
-    """What the reader sees while ``writer`` reads the passages: the passage sentence holding the
-    judge's quote, if any."""
-    words = shorten(sentence, 160, placeholder="\u2026")
-    found = f"Found in the documents: \u201c{words}\u201d. " if sentence.strip() else ""
-    return f"{found}Writing a cited answer ({writer} model)\u2026"
-
-
 def small_talk(message: str, settings: Settings) -> Answer:
     """A greeting, thanks or question about Footnote, answered without the documents (a refusal
     to answer from them, so evaluations count it as one)."""
     titles = [e.title or e.source for e in documents(settings)]
     return Answer(question=message, text=reply(message, titles), refused=True, refusal_reason=SMALL_TALK)
-
-
-def writer_input(writer: Backend, verdict: Verdict, found: Retrieval) -> Sequence[Passage]:
-    """What ``writer`` answers from: the sentences the judge has just read, for a writer that
-    asks for them (the local model: llama.cpp holds that prompt in its cache, so only the task is
-    new), else the whole passages. The sentences keep their passages' numbers, and citations are
-    checked against the whole passages either way."""
-    return verdict.shown if writer.reads_judged_sentences and verdict.shown else found.passages
-
-
-def lead_sentence(embedder: Embedder, question: str, passages: Sequence[Passage], *, lead: str,
-                  answer: str) -> str:
-    """The passage sentence holding the judge's quote (``Verdict.lead``), cited, when a writer's
-    ``answer`` does not say it: the answer then opens with the words the judge found. Empty
-    when there is no quote, the writer declined or said it. Only an answer its passages support
-    is opened so: one that is not falls back to quotes, which lead with that sentence anyway."""
-    if not lead or _declined(answer) or holds_quote(strip_markers(answer), lead):
-        return ""
-    return quoted_sentence(embedder, question, passages, lead)
-
-
-def quoted_sentence(embedder: Embedder, question: str, passages: Sequence[Passage], lead: str) -> str:
-    """The passage sentence holding the judge's quote, cited (the extractive scorer picks it);
-    empty when there is no quote or no sentence holds it."""
-    if not lead:
-        return ""
-    sentence = "".join(ExtractiveBackend(embedder, max_sentences=1).generate(question, passages, lead=lead))
-    return sentence if holds_quote(strip_markers(sentence), lead) else ""
-
-
-def _declined(text: str) -> bool:
-    """Whether a writer said nothing, or only the refusal sentence its prompt asks for."""
-    return not text or _normal(strip_markers(text)) == _normal(LOCAL_REFUSAL)
-
-
-def _normal(text: str) -> str:
-    return " ".join(text.lower().replace("’", "'").strip(" .\"'").split())
 
 
 def retrieve_passages(question: str, *, settings: Settings, k: int | None = None,

@@ -14,10 +14,10 @@ from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.errors import InputError
 from rag.indexer import Indexer
-from rag.pipeline import (ask, check_question, lead_sentence, quoted_sentence, retrieve_passages, stream,
-                          writing_status)
+from rag.pipeline import ask, check_question, retrieve_passages, stream
 from rag.text import REFUSAL, strip_markers
 from rag.types import Answer, Passage, Status
+from rag.writing import lead_sentence, quoted_sentence, writing_status
 from tests.helpers import SEED
 from tests.scripted import ScriptedBackend
 
