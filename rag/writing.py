@@ -30,15 +30,16 @@ def written(writer: Backend, question: str, found: Retrieval, verdict: Verdict) 
         return
     vocabulary = source_vocabulary([p.text for p in found.passages])
     raw = shown = ""
+    done = 0  # raw[:done] ends between words and is shown, repaired
     for piece in pieces:
         raw += piece
-        ready = repair_copied_words(UNFINISHED_WORD.sub("", raw), vocabulary)
-        if ready != shown:
-            shown = ready
+        end = len(UNFINISHED_WORD.sub("", raw))
+        if end > done:
+            shown += repair_copied_words(raw[done:end], vocabulary)
+            done = end
             yield shown
-    final = repair_copied_words(raw, vocabulary)
-    if final != shown:
-        yield final
+    if done < len(raw):
+        yield shown + repair_copied_words(raw[done:], vocabulary)
 
 
 def writing_status(sentence: str, writer: str) -> str:
