@@ -6,7 +6,6 @@ import json
 import sys
 from typing import Any
 
-from rag.smalltalk import REASON as SMALL_TALK
 from rag.types import Answer
 
 
@@ -174,7 +173,7 @@ def print_sources(answer: Answer) -> None:
     if answer.fallback:
         print(f"  (quoted instead: {answer.fallback})")
     if answer.refused:
-        if answer.refusal_reason and answer.refusal_reason != SMALL_TALK:
+        if answer.refusal_reason and not answer.conversation:
             print(f"  why: {answer.refusal_reason}")
         for p in answer.closest:
             print(f"  closest: {p.title} ({p.source}) score {p.score:.2f}")

@@ -84,7 +84,8 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
                   backend=str(data.get("backend", "")),
                   standalone_question=str(data.get("standalone_question", "")),
                   timings=dict(data.get("timings", {})), refusal_reason=str(data.get("refusal_reason", "")),
-                  judgement=dict(data.get("judgement", {})))
+                  judgement=dict(data.get("judgement", {})), fallback=str(data.get("fallback", "")),
+                  conversation=bool(data.get("conversation")))
 
 
 def _passage(data: dict[str, Any], marker: int) -> Passage:

@@ -169,9 +169,11 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
                      refusal_reason=verdict.reason, judgement=describe(verdict))
         return
     mark = time.perf_counter()
+    # The passage sentence holding the judge's quote: shown while an LLM writes, and its opening.
+    holding = "" if writer.name == "extractive" else quoted_sentence(embedder, standalone, found.passages,
+                                                                     verdict.lead)
     if writer.name != "extractive":
-        found_words = strip_markers(quoted_sentence(embedder, standalone, found.passages, verdict.lead))
-        yield Status(writing_status(found_words, writer.name))
+        yield Status(writing_status(strip_markers(holding), writer.name))
     text = ""
     for text in written(writer, standalone, found, verdict):
         if "first_token_s" not in timings:
@@ -213,8 +215,8 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
                                      else "nothing the answer says could be tied to a passage"),
                      judgement=describe(verdict))
         return
-    quote = "" if writer.name == "extractive" or not any(c.supported for c in checked.citations) else \
-        lead_sentence(embedder, standalone, found.passages, lead=verdict.lead, answer=text)
+    quote = "" if not any(c.supported for c in checked.citations) else \
+        lead_sentence(holding, lead=verdict.lead, answer=text)
     if quote:
         # An answer that stands on its own opens with the words the judge found (verbatim, so
         # cheap to check; the writer's sentences' model verdicts are cached).
@@ -233,7 +235,8 @@ def small_talk(message: str, settings: Settings) -> Answer:
     """A greeting, thanks or question about Footnote, answered without the documents (a refusal
     to answer from them, so evaluations count it as one)."""
     titles = [e.title or e.source for e in documents(settings)]
-    return Answer(question=message, text=reply(message, titles), refused=True, refusal_reason=SMALL_TALK)
+    return Answer(question=message, text=reply(message, titles), refused=True, refusal_reason=SMALL_TALK,
+                  conversation=True)
 
 
 def retrieve_passages(question: str, *, settings: Settings, k: int | None = None,

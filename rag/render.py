@@ -16,7 +16,6 @@ import re
 from collections.abc import Sequence
 from urllib.parse import urlparse
 
-from rag.smalltalk import REASON as SMALL_TALK
 from rag.text import MARKER
 from rag.types import Answer, Citation, Passage, Sentence
 
@@ -128,7 +127,7 @@ def _link_markers(escaped: str, turn: int, cited: set[int]) -> str:
 
 def render_answer(answer: Answer, turn: int) -> str:
     """A finished answer: sentences with linked markers, unsupported ones flagged, or a refusal."""
-    if answer.refusal_reason == SMALL_TALK:
+    if answer.conversation:
         return f'<div class="fn-answer"><p>{_text(answer.text)}</p></div>'
     if answer.refused:
         return _render_refusal(answer, turn)
@@ -232,7 +231,7 @@ def _render_turn(answer: Answer, turn: int, *, current: bool) -> str:
             f'<span class="fn-turn-question">{esc(answer.question)}</span></div>')
     if answer.citations:
         cards = "".join(_render_citation(c, turn) for c in answer.citations)
-    elif answer.refusal_reason == SMALL_TALK:
+    elif answer.conversation:
         cards = '<p class="fn-note">Not a question about the documents: nothing to cite.</p>'
     else:
         intro = ("The documents do not answer this question. Closest material:" if answer.refused

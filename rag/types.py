@@ -86,6 +86,7 @@ class Answer:
     refusal_reason: str = ""
     judgement: dict[str, Any] = field(default_factory=dict)
     fallback: str = ""
+    conversation: bool = False  # a greeting or question about Footnote, answered without the documents
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``python -m rag ask --json``."""
@@ -108,6 +109,7 @@ class Answer:
             "backend": self.backend,
             "refusal_reason": self.refusal_reason,
             "fallback": self.fallback,
+            "conversation": self.conversation,
             "judgement": self.judgement,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }

@@ -58,15 +58,15 @@ def writer_input(writer: Backend, verdict: Verdict, found: Retrieval) -> Sequenc
     return verdict.shown if writer.reads_judged_sentences and verdict.shown else found.passages
 
 
-def lead_sentence(embedder: Embedder, question: str, passages: Sequence[Passage], *, lead: str,
-                  answer: str) -> str:
-    """The passage sentence holding the judge's quote (``Verdict.lead``), cited, when a writer's
-    ``answer`` does not say it: the answer then opens with the words the judge found. Empty
-    when there is no quote, the writer declined or said it. Only an answer its passages support
-    is opened so: one that is not falls back to quotes, which lead with that sentence anyway."""
+def lead_sentence(holding: str, *, lead: str, answer: str) -> str:
+    """``holding``, the passage sentence holding the judge's quote (``Verdict.lead``; see
+    ``quoted_sentence``), when a writer's ``answer`` does not say it: the answer then opens with
+    the words the judge found. Empty when there is no quote, the writer declined or said it. Only
+    an answer its passages support is opened so: one that is not falls back to quotes, which lead
+    with that sentence anyway."""
     if not lead or declined(answer) or holds_quote(strip_markers(answer), lead):
         return ""
-    return quoted_sentence(embedder, question, passages, lead)
+    return holding
 
 
 def quoted_sentence(embedder: Embedder, question: str, passages: Sequence[Passage], lead: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import threading
 from pathlib import Path
 
@@ -24,6 +25,12 @@ def test_answer_survives_a_round_trip_through_json() -> None:
     back = answer_from_dict(json.loads(json.dumps(ANSWER.to_dict())))
 
     assert back.to_dict() == ANSWER.to_dict()
+    # A reopened conversation keeps a quoted fallback's note and a reply to a greeting as such.
+    for kept in (replace(ANSWER, fallback="the local backend declined"),
+                 Answer(question="hi", text="Hello.", refused=True, refusal_reason="conversation", conversation=True)):
+        back = answer_from_dict(json.loads(json.dumps(kept.to_dict())))
+        assert (back.fallback, back.conversation) == (kept.fallback, kept.conversation)
+        assert back.to_dict() == kept.to_dict()
 
 
 def test_saved_conversation_is_listed_and_reopened_with_its_turns(tmp_path: Path) -> None:

@@ -160,7 +160,7 @@ def test_an_answer_without_the_judges_quote_opens_with_the_sentence_holding_it(e
     question, lead = "Why were the harvest reports wrong?", "local cadres overreported output"
 
     def opening(answer: str, quote: str = lead) -> str:
-        return lead_sentence(embedder, question, passages, lead=quote, answer=answer)
+        return lead_sentence(quoted_sentence(embedder, question, passages, quote), lead=quote, answer=answer)
 
     assert opening("The provinces sent reports in the autumn [2].") == (
         "The figures sent to Beijing were inflated because local cadres overreported output. [2]")

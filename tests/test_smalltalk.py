@@ -38,7 +38,8 @@ def test_reply_says_what_the_library_holds() -> None:
 
 def test_greeting_is_answered_without_retrieval_or_the_writer(seeded: Settings, scripted: ScriptedBackend) -> None:
     answer = ask("hi, what can you do?", settings=seeded, backend="scripted")
-    assert answer.refused and answer.refusal_reason == REASON
+    assert answer.refused and answer.refusal_reason == REASON and answer.conversation
+    assert answer.to_dict()["conversation"] is True
     assert answer.citations == () and answer.closest == ()
     assert "1 document" in answer.text and "Stalin" in answer.text  # the seed's title
     assert scripted.seen == []  # the writer was never asked
@@ -50,5 +51,5 @@ def test_greeting_is_answered_without_retrieval_or_the_writer(seeded: Settings, 
 def test_question_after_a_greeting_is_answered_from_the_documents(seeded: Settings) -> None:
     answer = ask("hi, which book argues that moving labour out of agriculture caused the collapse?",
                  settings=seeded)
-    assert not answer.refused and answer.refusal_reason != REASON
+    assert not answer.refused and answer.refusal_reason != REASON and not answer.conversation
     assert answer.citations and answer.citations[0].passage.source == SEED.name
