@@ -1,4 +1,5 @@
-"""When should BM25 join the dense ranking (``retrieval.keyword_lead``)? Retrieval alone.
+"""When should BM25 join the dense ranking (``retrieval.keyword_lead``), and how many dense
+candidates are re-ranked by their closest sentence (``retrieval.sentence_rerank``)? Retrieval alone.
 
 Every candidate is scored on the development set (questions that reuse the documents' words)
 and on the calibration half of the paraphrased set (readers' own words); the one with the most
@@ -27,6 +28,7 @@ from rag.eval.metrics import matches, reciprocal_rank  # noqa: E402
 from rag.pipeline import retrieve_passages  # noqa: E402
 
 LEADS = (1.0, 1.2, 1.35, 1.5, 1.75, 2.0, 2.5, 1e9)  # 1e9: dense search alone
+RERANKS = (0, 5, 10, 15)
 
 
 def score(items: list[EvalItem], settings: Settings, k: int) -> tuple[int, float]:
@@ -50,18 +52,22 @@ def main() -> None:
     dev = [i for i in load_dataset(REPO / "evals" / "dev.jsonl").items if i.answerable]
     calibration = [i for i in answerable if i.split == "calibration"]
     heldout = [i for i in answerable if i.split == "heldout"]
-    print(f"keyword_lead | dev hit@{args.k} (of {len(dev)}) | calibration hit@{args.k} (of {len(calibration)}) | total | mrr dev / calibration")
+    print(f"sentence_rerank | keyword_lead | dev hit@{args.k} (of {len(dev)}) | calibration hit@{args.k} "
+          f"(of {len(calibration)}) | total | mrr dev / calibration")
     results = {}
-    for lead in LEADS:
-        settings = base.with_updates(**{"retrieval.keyword_lead": lead})
-        (dh, dm), (ch, cm) = score(dev, settings, args.k), score(calibration, settings, args.k)
-        results[lead] = (dh + ch, dm + cm)
-        print(f"{lead:g} | {dh} | {ch} | {dh + ch} | {dm:.3f} / {cm:.3f}", flush=True)
-    chosen = max(LEADS, key=lambda lead: results[lead])
-    print(f"chosen on dev + calibration: keyword_lead = {chosen:g}")
-    for lead in dict.fromkeys((1.0, chosen)):
-        hits, mrr = score(heldout, base.with_updates(**{"retrieval.keyword_lead": lead}), args.k)
-        print(f"held-out, keyword_lead {lead:g}: hit@{args.k} {hits}/{len(heldout)} = {hits / len(heldout):.3f}, mrr {mrr:.3f}")
+    for rerank in RERANKS:
+        for lead in LEADS:
+            settings = base.with_updates(**{"retrieval.keyword_lead": lead, "retrieval.sentence_rerank": rerank})
+            (dh, dm), (ch, cm) = score(dev, settings, args.k), score(calibration, settings, args.k)
+            results[rerank, lead] = (dh + ch, dm + cm)
+            print(f"{rerank} | {lead:g} | {dh} | {ch} | {dh + ch} | {dm:.3f} / {cm:.3f}", flush=True)
+    chosen = max(results, key=lambda option: results[option])
+    print(f"chosen on dev + calibration: sentence_rerank = {chosen[0]}, keyword_lead = {chosen[1]:g}")
+    for rerank, lead in dict.fromkeys(((0, 1.0), chosen)):
+        settings = base.with_updates(**{"retrieval.keyword_lead": lead, "retrieval.sentence_rerank": rerank})
+        hits, mrr = score(heldout, settings, args.k)
+        print(f"held-out, sentence_rerank {rerank}, keyword_lead {lead:g}: "
+              f"hit@{args.k} {hits}/{len(heldout)} = {hits / len(heldout):.3f}, mrr {mrr:.3f}")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,10 @@ class RetrievalSettings(Section):
     keyword_lead: float = Field(
         1.0, ge=1, description="BM25 joins the fusion when its best score is this many times its "
         "runner-up's (1: always); else dense search ranks alone (measured by evals/fusion.py).")
+    sentence_rerank: int = Field(
+        0, ge=0, description="Dense candidates re-ranked by their closest sentence as well as as a "
+        "whole, half and half, before fusion (0: off): a question in a reader's own words is often "
+        "close to one sentence of a long passage (measured by evals/fusion.py).")
     min_relevance: float = Field(
         0.45, description="Relevance (cosine mixed with question coverage) below which the corpus is "
         "taken not to cover the question "

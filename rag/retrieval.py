@@ -12,7 +12,7 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.store import Store, StoredChunk
-from rag.text import content_words, coverage, mentions, specifics
+from rag.text import content_words, coverage, mentions, sentences, specifics
 from rag.types import Passage
 
 logger = logging.getLogger(__name__)
@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 # alone; their specifics are what is missing. Weights and threshold: evals/calibrate.py.
 COSINE_WEIGHT = 0.5
 MISSING_SPECIFIC_FACTOR = 0.5
+# A re-ranked candidate's score: this share of its own cosine, the rest its closest sentence's.
+PASSAGE_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,23 @@ def keyword_counts(scores: Sequence[float], lead: float) -> bool:
     return len(scores) < 2 or scores[1] <= 0 or scores[0] >= lead * scores[1]
 
 
+def by_closest_sentence(query: np.ndarray, ranking: list[str], n: int, store: Store,
+                        embedder: Embedder) -> list[str]:
+    """``ranking`` with its first ``n`` chunks re-ranked by ``PASSAGE_WEIGHT`` of their cosine to
+    ``query`` plus the rest of their closest sentence's."""
+    head = store.get(ranking[:n], with_vectors=True)
+    spans = [(c.id, s.text) for c in head for s in sentences(c.text)]
+    if not spans:
+        return ranking
+    closest: dict[str, float] = {}
+    for (chunk_id, _), sim in zip(spans, embedder.embed([t for _, t in spans]) @ query):
+        closest[chunk_id] = max(closest.get(chunk_id, -1.0), float(sim))
+    score = {c.id: PASSAGE_WEIGHT * float(np.dot(query, c.embedding)) + (1 - PASSAGE_WEIGHT) * closest[c.id]
+             for c in head if c.embedding is not None and c.id in closest}
+    reranked = sorted(score, key=lambda i: score[i], reverse=True)
+    return reranked + [i for i in ranking if i not in score]
+
+
 def retrieve(question: str, *, settings: Settings, store: Store, embedder: Embedder,
              k: int | None = None, sources: Sequence[str] | None = None,
              hybrid: bool | None = None, mmr: bool | None = None) -> Retrieval:
@@ -82,6 +101,8 @@ def retrieve(question: str, *, settings: Settings, store: Store, embedder: Embed
     # Ranks and vectors only: the texts are read below for the few passages that are kept.
     dense = store.dense_search(query, k=opts.candidates, sources=sources, with_vectors=True, with_text=False)
     rankings = [[c.id for c in dense]]
+    if opts.sentence_rerank:
+        rankings = [by_closest_sentence(query, [c.id for c in dense], opts.sentence_rerank, store, embedder)]
     keyword: dict[str, float] = {}
     if hybrid:
         keyword = dict(store.keyword_search(question, k=opts.candidates, sources=sources))

@@ -130,3 +130,27 @@ def test_keyword_ranking_joins_only_when_its_best_match_stands_out() -> None:
     assert not keyword_counts([2.3, 2.1, 2.0], lead=1.75)  # common words only: flat scores
     assert keyword_counts([2.3, 2.1], lead=1.0)  # 1: always fused
     assert keyword_counts([4.0], lead=1.75) and keyword_counts([], lead=1.75)
+
+
+# One sentence of a long report answers the question; the rest of it is about other things, so
+# as a whole it is further from the question than short passages on the question's topic.
+LONG_REPORT = ("long-report.txt",
+               "The harbour board met in March to approve the ferry timetable for the summer season. "
+               "Members discussed the budget for the new visitor centre and the parking charges at the "
+               "marina. A dredging contract for the outer channel was awarded to a local firm. Staff "
+               "numbers at the harbour office will stay the same next year. Salt water corroded the "
+               "pump impellers at the Harbour Road station, which is why they wore out within months. "
+               "The board thanked the volunteers who organised the regatta.")
+
+
+def test_closest_sentence_lifts_a_long_passage_with_one_answering_sentence(
+        settings: Settings, embedder: Embedder) -> None:
+    _write(settings.corpus_dir, {**DISTRACTORS, LONG_REPORT[0]: LONG_REPORT[1]})
+    Indexer(settings, embedder=embedder).sync()
+    question = "Why did the impellers of the Harbour Road pumps wear out so fast?"
+    plain = retrieve_passages(question, settings=settings, hybrid=False, k=6).passages
+    reranked = retrieve_passages(question, settings=settings.with_updates(**{"retrieval.sentence_rerank": 6}),
+                                 hybrid=False, k=6).passages
+    assert _rank(reranked, "long-report.txt") < _rank(plain, "long-report.txt")
+    # Scores stay the passages' own cosine: the judge and the relevance rule read them as before.
+    assert {p.id: p.score for p in reranked} == pytest.approx({p.id: p.score for p in plain})
