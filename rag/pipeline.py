@@ -28,6 +28,9 @@ from rag.writing import declined, lead_sentence, quoted_sentence, writing_status
 logger = logging.getLogger(__name__)
 
 History = Sequence[tuple[str, str]]
+# BM25 joins the answer's ranking only when its best match scores this many times its runner-up's
+# (chosen with the sentence re-ranking by evals/fusion.py on the development and calibration sets).
+ANSWER_KEYWORD_LEAD = 1.75
 
 
 def ingest(settings: Settings | None = None, *, rebuild: bool = False,
@@ -132,8 +135,9 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
     writer declined, or the writer's answer opened with the judge's words.
 
     Only ``sources`` and the documents of ``collections`` are searched when given (see ``scope``).
-    ``retrieval``, when given, is used instead of retrieving (the evaluation scores the same
-    passages the answer was written from).
+    ``retrieval``, when given, is what the judge reads instead of retrieving (the evaluation
+    scores the passages it judged); an accepted question's answer is written from
+    ``reading_passages``.
 
     Raises:
         InputError: the question is empty or too long (see ``check_question``), or the
@@ -144,8 +148,7 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
     if conversational(question):
         yield small_talk(question, settings)
         return
-    if retrieval is None:
-        sources = scope(settings, sources=sources, collections=collections)
+    sources = scope(settings, sources=sources, collections=collections)
     timings: dict[str, float] = {}
     started = time.perf_counter()
     embedder = embedder_for(settings)
@@ -169,6 +172,8 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
                      refusal_reason=verdict.reason, judgement=describe(verdict))
         return
     mark = time.perf_counter()
+    if not (writer.reads_judged_sentences and verdict.shown):  # numbered after the judge's passages
+        found = reading_passages(standalone, found, settings=settings, k=k, sources=sources, hybrid=hybrid, mmr=mmr)
     # The passage sentence holding the judge's quote: shown while an LLM writes, and its opening.
     holding = "" if writer.name == "extractive" else quoted_sentence(embedder, standalone, found.passages,
                                                                      verdict.lead)
@@ -252,6 +257,21 @@ def retrieve_passages(question: str, *, settings: Settings, k: int | None = None
         store = _store(settings)
         return retrieve(question, settings=settings, store=store, embedder=embedder_for(settings), k=k,
                         sources=sources, hybrid=hybrid, mmr=mmr)
+
+
+def reading_passages(question: str, judged: Retrieval, *, settings: Settings, k: int | None,
+                     sources: Sequence[str] | None, hybrid: bool | None, mmr: bool | None) -> Retrieval:
+    """What the answer to an accepted question is written from: the question retrieved again
+    with ``retrieval.answer_rerank`` dense candidates re-ranked by their closest sentence and BM25
+    fused only on a clear match, which finds more for questions in readers' own words; the judge
+    did worse on that ranking, so it keeps the one it was calibrated on (README). ``judged`` itself
+    when ``answer_rerank`` is 0."""
+    opts = settings.retrieval
+    if not opts.answer_rerank:
+        return judged
+    reading = settings.with_updates(**{"retrieval.sentence_rerank": opts.answer_rerank,
+                                       "retrieval.keyword_lead": max(opts.keyword_lead, ANSWER_KEYWORD_LEAD)})
+    return retrieve_passages(question, settings=reading, k=k, sources=sources, hybrid=hybrid, mmr=mmr)
 
 
 def warm(settings: Settings) -> None:

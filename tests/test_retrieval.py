@@ -9,7 +9,7 @@ import pytest
 from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.indexer import Indexer
-from rag.pipeline import retrieve_passages
+from rag.pipeline import ask, retrieve_passages
 from rag.retrieval import fuse, keyword_counts
 from rag.store import Store
 
@@ -154,3 +154,18 @@ def test_closest_sentence_lifts_a_long_passage_with_one_answering_sentence(
     assert _rank(reranked, "long-report.txt") < _rank(plain, "long-report.txt")
     # Scores stay the passages' own cosine: the judge and the relevance rule read them as before.
     assert {p.id: p.score for p in reranked} == pytest.approx({p.id: p.score for p in plain})
+
+
+def test_an_accepted_question_is_answered_from_passages_reranked_by_sentence(
+        settings: Settings, embedder: Embedder) -> None:
+    _write(settings.corpus_dir, {**DISTRACTORS, LONG_REPORT[0]: LONG_REPORT[1]})
+    Indexer(settings, embedder=embedder).sync()
+    question = "Why did the impellers of the Harbour Road pumps wear out so fast?"
+    accepting = settings.with_updates(**{"retrieval.min_relevance": 0.0})
+    judged = retrieve_passages(question, settings=accepting, hybrid=False, k=3).passages
+    assert "long-report.txt" not in {p.source for p in judged}
+    answer = ask(question, settings=accepting, hybrid=False, k=3)
+    assert "long-report.txt" in {c.passage.source for c in answer.citations}
+    assert "Salt water corroded" in answer.text
+    unchanged = ask(question, settings=accepting.with_updates(**{"retrieval.answer_rerank": 0}), hybrid=False, k=3)
+    assert "long-report.txt" not in {c.passage.source for c in unchanged.citations}

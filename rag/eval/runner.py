@@ -62,7 +62,7 @@ def evaluate(items: Sequence[EvalItem], *, settings: Settings, progress: Progres
         retrieval = retrieve_passages(item.question, settings=settings, sources=sources)
         retrieved_s = time.perf_counter() - mark
         try:
-            answer = ask(item.question, settings=settings, retrieval=retrieval)
+            answer = ask(item.question, settings=settings, retrieval=retrieval, sources=sources)
         except BackendError as exc:
             logger.warning("question %s: %s", item.id, exc)
             answer, error = Answer(question=item.question, text=""), str(exc)
