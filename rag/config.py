@@ -54,7 +54,7 @@ class RetrievalSettings(Section):
         "whole, half and half, before fusion (0: off): a question in a reader's own words is often "
         "close to one sentence of a long passage (measured by evals/fusion.py).")
     answer_rerank: int = Field(
-        10, ge=0, description="Once a question is accepted, the answer is written from passages "
+        0, ge=0, description="Once a question is accepted, the answer is written from passages "
         "retrieved again with this many dense candidates re-ranked by their closest sentence, and "
         "BM25 fused only on a clear match (lead 1.75); 0: from the passages the refusal judge read. "
         "The judge keeps the ranking it was calibrated on.")

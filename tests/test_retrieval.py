@@ -161,7 +161,7 @@ def test_an_accepted_question_is_answered_from_passages_reranked_by_sentence(
     _write(settings.corpus_dir, {**DISTRACTORS, LONG_REPORT[0]: LONG_REPORT[1]})
     Indexer(settings, embedder=embedder).sync()
     question = "Why did the impellers of the Harbour Road pumps wear out so fast?"
-    accepting = settings.with_updates(**{"retrieval.min_relevance": 0.0})
+    accepting = settings.with_updates(**{"retrieval.min_relevance": 0.0, "retrieval.answer_rerank": 10})
     judged = retrieve_passages(question, settings=accepting, hybrid=False, k=3).passages
     assert "long-report.txt" not in {p.source for p in judged}
     answer = ask(question, settings=accepting, hybrid=False, k=3)
