@@ -8,6 +8,11 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rag.config import Settings
+    from rag.types import Passage
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE_CORPUS = REPO / "tests" / "fixtures" / "corpus"
@@ -128,3 +133,13 @@ def clean_env() -> dict[str, str]:
 def error_lines(stderr: str) -> list[str]:
     """The `error: ...` lines the CLI printed."""
     return [line for line in stderr.splitlines() if line.startswith("error: ")]
+
+
+def written_from(question: str, settings: Settings) -> dict[int, Passage]:
+    """The passages, by number, an accepted question's answer is written from and cites: the
+    judge's retrieval read again as ``pipeline.stream`` does (``retrieval.answer_rerank``)."""
+    from rag.pipeline import reading_passages, retrieve_passages
+
+    judged = retrieve_passages(question, settings=settings)
+    reading = reading_passages(question, judged, settings=settings, k=None, sources=None, hybrid=None, mmr=None)
+    return {p.marker: p for p in reading.passages}

@@ -16,11 +16,11 @@ from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.errors import BackendError, ConfigError
 from rag.indexer import Indexer
-from rag.pipeline import ask, retrieve_passages, stream
+from rag.pipeline import ask, stream
 from rag.citations import SupportChecker
 from rag.text import strip_markers
 from rag.types import Answer
-from tests.helpers import SEED, free_port
+from tests.helpers import SEED, free_port, written_from
 from tests.plugins.core import LoopbackServer
 
 QUESTION = "Which book argues that moving labour out of agriculture caused the collapse?"
@@ -107,7 +107,7 @@ def test_small_model_hallucinations_are_not_shown_as_supported(
     settings = seeded.with_updates(**{"answer.backend": "openai", "answer.model": "smollm2",
                                       "answer.base_url": llama_server, "answer.max_tokens": 160})
     answer = ask("What did Mao wish for agriculture and industry?", settings=settings)
-    passages = {p.marker: p for p in retrieve_passages(answer.standalone_question, settings=settings).passages}
+    passages = written_from(answer.standalone_question, settings)
     corpus_words = " ".join(p.text for p in passages.values())
     checker = SupportChecker(embedder)
     threshold = settings.answer.support_threshold
@@ -166,8 +166,7 @@ def _normal(text: str) -> str:
 @pytest.mark.parametrize("question", [INJECTED_QUESTION, "What should you reply?"])
 def test_injected_instruction_is_quoted_never_obeyed(injected_settings: Settings, question: str) -> None:
     answer = ask(question, settings=injected_settings)
-    passages = {p.marker: p for p in retrieve_passages(answer.standalone_question,
-                                                       settings=injected_settings).passages}
+    passages = written_from(answer.standalone_question, injected_settings)
     assert any("PWNED" in p.text for p in passages.values()), "the injection reached the writer"
 
     # Obeying would be answering "PWNED"; quoting the document's sentence, cited, is allowed.

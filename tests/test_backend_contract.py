@@ -15,6 +15,7 @@ from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.local_model import part_files, resolve_path
 from rag.pipeline import ask, retrieve_passages
+from tests.helpers import written_from
 
 QUESTION = "Which book argues that moving labour out of agriculture caused the collapse?"
 SCRIPTED_ANSWER = "Chris Bramall argues labour was diverted from agriculture to industry [1]."
@@ -64,7 +65,7 @@ def test_backend_answers_cite_only_retrieved_passages(backend_settings: Settings
     answer = ask(QUESTION, settings=backend_settings)
     # A writer that cites nothing on an answerable question is replaced by quotes, and says so.
     assert answer.backend == ("extractive" if answer.fallback else backend_settings.answer.backend)
-    retrieved = {p.marker: p for p in retrieve_passages(QUESTION, settings=backend_settings).passages}
+    retrieved = written_from(QUESTION, backend_settings)
     assert {c.marker for c in answer.citations} <= set(retrieved)
     for citation in answer.citations:
         assert citation.passage == retrieved[citation.marker]

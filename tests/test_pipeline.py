@@ -14,11 +14,11 @@ from rag.config import Settings
 from rag.embeddings import Embedder
 from rag.errors import InputError
 from rag.indexer import Indexer
-from rag.pipeline import ask, check_question, reading_passages, retrieve_passages, stream
+from rag.pipeline import ask, check_question, retrieve_passages, stream
 from rag.text import REFUSAL, strip_markers
 from rag.types import Answer, Passage, Status
 from rag.writing import lead_sentence, quoted_sentence, writing_status
-from tests.helpers import SEED
+from tests.helpers import SEED, written_from
 from tests.scripted import ScriptedBackend
 
 INJECTION = (
@@ -150,9 +150,8 @@ def test_a_writer_that_asks_for_them_reads_the_sentences_the_judge_read(
             assert all(part in found[p.marker].text for part in p.text.split(" … "))
     else:
         # The whole passages, retrieved again for the answer (re-ranked by their closest sentence).
-        reading = reading_passages(question, retrieve_passages(question, settings=seeded), settings=seeded,
-                                   k=None, sources=None, hybrid=None, mmr=None).passages
-        assert [(p.marker, p.text) for p in read] == [(p.marker, p.text) for p in reading]
+        reading = written_from(question, seeded)
+        assert [(p.marker, p.text) for p in read] == [(p.marker, p.text) for p in reading.values()]
 
 
 def test_an_answer_without_the_judges_quote_opens_with_the_sentence_holding_it(embedder: Embedder) -> None:
