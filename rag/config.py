@@ -54,10 +54,10 @@ class RetrievalSettings(Section):
         "whole, half and half, before fusion (0: off): a question in a reader's own words is often "
         "close to one sentence of a long passage (measured by evals/fusion.py).")
     answer_rerank: int = Field(
-        0, ge=0, description="Once a question is accepted, the answer is written from passages "
+        15, ge=0, description="Once a question is accepted, the answer is written from passages "
         "retrieved again with this many dense candidates re-ranked by their closest sentence, and "
-        "BM25 fused only on a clear match (lead 1.75); 0: from the passages the refusal judge read. "
-        "The judge keeps the ranking it was calibrated on.")
+        "BM25 fused only on a clear match (lead 1.75; both chosen by evals/fusion.py); 0: from the "
+        "passages the refusal judge read. The judge keeps the ranking it was calibrated on.")
     min_relevance: float = Field(
         0.45, description="Relevance (cosine mixed with question coverage) below which the corpus is "
         "taken not to cover the question "
