@@ -38,6 +38,11 @@ NO_TOKENS = ("No", " No", "no", " no", "NO")
 
 VERDICT_CACHE = 2048
 SAMPLING_SEED = 0  # the same prompt samples the same reply, whatever ran before it
+# llama.cpp's numbers depend on how a prompt is cut into batches: reusing whatever prefix the last
+# prompt left made P(yes) for one prompt 0.463 or 0.477 depending on the question asked before.
+# The KV cache is therefore filled in blocks at fixed positions (multiples of this), and reused
+# only up to a block boundary: every prompt is computed the same way, whoever asked before.
+CACHE_BLOCK = 64
 Message = dict[str, str]
 
 
@@ -157,6 +162,7 @@ class LocalModel:
         self._waiting = 0
         self._counter = threading.Lock()
         self._verdicts: dict[str, Judgement] = {}
+        self._filled = 0  # leading cached tokens computed in aligned blocks (see CACHE_BLOCK)
         template = self._llm.metadata.get("tokenizer.chat_template", "")
         if not template:
             raise ConfigError(f"{path} has no chat template; choose an instruct model.")
@@ -189,14 +195,16 @@ class LocalModel:
     def stream(self, messages: Sequence[Message], *, max_tokens: int, temperature: float = 0.0,
                stop: Sequence[str] = ()) -> Iterator[str]:
         """Yield the reply's text pieces; holds the model until the reply ends or is abandoned."""
+        tokens = self._tokens(self.prompt(messages))
         with self._turn():
             try:
+                self._fill(tokens[:-1])  # the reply's first step evaluates the last prompt token
                 # No repeat penalty: a cited answer repeats the passages' terms, and a penalty on
                 # the tokens already written pushes the model off word-for-word quotes.
                 # One seed for every reply: llama-cpp-python otherwise derives each call's seed
                 # from the call before, so an answer would depend on what other sessions asked.
                 for chunk in self._llm.create_completion(
-                        self.prompt(messages), max_tokens=max_tokens, temperature=temperature,
+                        tokens, max_tokens=max_tokens, temperature=temperature,
                         top_p=0.9, repeat_penalty=1.0, stop=list(stop) or None, stream=True,
                         seed=SAMPLING_SEED):
                     text = chunk["choices"][0]["text"]
@@ -230,7 +238,7 @@ class LocalModel:
     def _judge(self, prompt: str) -> Judgement:
         import numpy as np
 
-        tokens = self._llm.tokenize(prompt.encode(), add_bos=False, special=True)
+        tokens = self._tokens(prompt)
         with self._turn():
             try:
                 logits = self._next_logits(tokens)
@@ -242,20 +250,34 @@ class LocalModel:
         return Judgement(yes=yes)
 
     # -- llama.cpp details, kept in one place ---------------------------------------------------
+    def _tokens(self, prompt: str) -> list[int]:
+        return list(self._llm.tokenize(prompt.encode(), add_bos=False, special=True))
+
     def _next_logits(self, tokens: list[int]) -> list[float]:
-        """Logits of the token after ``tokens``, reusing the cached prefix of the last prompt."""
+        """Logits of the token after ``tokens``."""
         import llama_cpp
 
         llm = self._llm
+        self._fill(tokens)
+        pointer = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+        return [pointer[i] for i in range(llm.n_vocab())]
+
+    def _fill(self, tokens: list[int]) -> None:
+        """Put ``tokens`` in the KV cache, the last one evaluated (its logits ready), reusing the
+        cached prefix of the last prompt down to a ``CACHE_BLOCK`` boundary and computing the rest
+        in blocks at fixed positions, so the result does not depend on what was cached before."""
+        llm = self._llm
         common = 0
-        for old, new in zip(llm._input_ids.tolist(), tokens[:-1]):
+        for old, new in zip(llm._input_ids[: self._filled].tolist(), tokens[:-1]):
             if old != new:
                 break
             common += 1
-        llm.n_tokens = common  # eval() drops the KV cache after the shared prefix and goes on
-        llm.eval(tokens[common:])
-        pointer = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
-        return [pointer[i] for i in range(llm.n_vocab())]
+        start = common - common % CACHE_BLOCK
+        llm.n_tokens = start  # eval() drops the KV cache after it and goes on
+        self._filled = start
+        for at in range(start, len(tokens), CACHE_BLOCK):
+            llm.eval(tokens[at: at + CACHE_BLOCK])
+        self._filled = len(tokens)
 
     def _turn(self) -> Any:
         model = self

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from rag.answer import get_backend
+from rag.answer.prompt import TASK_JUDGE, TASK_QUOTE, task_messages
 from rag.config import Settings
 from rag.embeddings import Embedder, embedder_for
 from rag.errors import ConfigError
@@ -21,7 +23,7 @@ from rag.judge import AnswerabilityJudge, get_judge
 from rag.local_model import MODEL_FILE, MODEL_SIZE, bundled_path, get_local_model, part_files, resolve_path
 from rag.pipeline import ask, retrieve_passages
 from rag.text import holds_quote, sentences
-from rag.types import Answer
+from rag.types import Answer, Passage
 from tests.helpers import SEED
 from tests.scripted import ScriptedBackend
 
@@ -152,6 +154,29 @@ def test_a_sampled_reply_does_not_depend_on_the_calls_before_it(local: Settings)
     first = reply()
     model.complete([{"role": "user", "content": "Name a colour."}], max_tokens=4)
     assert reply() == first
+
+
+def test_a_verdict_does_not_depend_on_the_question_judged_before_it(local: Settings) -> None:
+    model = get_local_model(local)
+    text = SEED.read_text(encoding="utf-8")
+    paragraphs = [p for p in text.split("\n\n") if len(p) > 200][:6]
+    passages = [Passage(marker=n, id=str(n), text=t, source=SEED.name, title="Seed", score=1.0, start=0,
+                        end=len(t)) for n, t in enumerate(paragraphs, 1)]
+
+    def judged_after(before: Callable[[], object]) -> float:
+        model._verdicts.clear()  # the verdict cache would hide a recomputation
+        before()
+        model._verdicts.clear()
+        return model.judge(task_messages("Why were the harvest figures reaching Beijing wrong?", passages,
+                                         TASK_JUDGE)).yes
+
+    # llama.cpp reuses what the call before left in its cache: here little but the chat's opening,
+    # then the same passages up to the question, then those and a sampled reply.
+    after_unrelated = judged_after(lambda: model.judge(task_messages("What is tea?", passages[3:], TASK_JUDGE)))
+    other = "Was the climate a factor?"
+    assert judged_after(lambda: model.judge(task_messages(other, passages, TASK_JUDGE))) == after_unrelated
+    assert judged_after(lambda: model.complete(task_messages(other, passages, TASK_QUOTE), max_tokens=8)) == (
+        after_unrelated)
 
 
 def test_model_is_loaded_once_per_process(local: Settings, embedder: Embedder, tmp_path: Path) -> None:
