@@ -117,6 +117,11 @@ class LocalModelSettings(Section):
         "passages", description="What the local writer answers from: the whole passages, or, as a "
         "fast mode, the sentences the judge read (that prompt is already read, so the answer starts "
         "about a second after the verdict; held-out: 3x faster, answer_contains 0.45 vs 0.51).")
+    quote_ranking: Literal["model", "embedding"] = Field(
+        "model", description="How a quoted answer (the extractive backend, and the quotes shown when "
+        "the local writer declines) chooses its sentences while the judge is on: the model rates "
+        "the 10 closest sentences (about 0.5 s each) and the best 3 are quoted, or the embedding "
+        "score alone picks up to answer.max_sentences (fast; as without the model).")
 
 
 class UISettings(Section):

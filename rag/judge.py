@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from rag.answer.prompt import TASK_JUDGE, TASK_QUOTE, task_messages
+from rag.answer.extractive import SentenceRanker
+from rag.answer.prompt import TASK_JUDGE, TASK_QUOTE, sentence_messages, task_messages
 from rag.citations import SupportCalibration, SupportChecker
 from rag.config import Settings
 from rag.embeddings import Embedder, embedder_for
@@ -262,6 +263,19 @@ def judge_enabled(settings: Settings) -> bool:
     """Whether the model judge decides refusals (``local.judge``; auto: when the model is installed)."""
     mode = settings.local.judge
     return mode == "on" or (mode == "auto" and is_available(settings))
+
+
+def sentence_ranker(settings: Settings) -> SentenceRanker | None:
+    """The local model's P(yes) that a sentence answers the question, for quoted answers
+    (``local.quote_ranking``); None when the judge is off, so no model is loaded for it."""
+    if settings.local.quote_ranking != "model" or not judge_enabled(settings):
+        return None
+    model = get_local_model(settings)
+
+    def rank(question: str, texts: Sequence[str]) -> list[float]:
+        return [model.judge(sentence_messages(question, text)).yes for text in texts]
+
+    return rank
 
 
 def get_judge(settings: Settings) -> AnswerabilityJudge | RelevanceRule:

@@ -19,7 +19,9 @@ from rag.config import Settings
 from rag.embeddings import Embedder, embedder_for
 from rag.errors import ConfigError
 from rag.indexer import Indexer
-from rag.judge import AnswerabilityJudge, get_judge
+from rag.answer.extractive import RANKED_SENTENCES
+from rag.eval.metrics import answer_contains
+from rag.judge import AnswerabilityJudge, get_judge, sentence_ranker
 from rag.local_model import MODEL_FILE, MODEL_SIZE, bundled_path, get_local_model, part_files, resolve_path
 from rag.pipeline import ask, retrieve_passages
 from rag.text import holds_quote, sentences
@@ -104,6 +106,24 @@ def test_the_sentence_holding_the_judges_quote_opens_a_quoted_answer(local: Sett
     assert not answer.refused and judged["features"]["verbatim"] == 1.0, judged
     first = sentences(answer.text)[0].text
     assert holds_quote(first, judged["quote"]), (judged["quote"], answer.text)
+
+
+def test_the_model_chooses_the_sentences_a_quoted_answer_is_made_of(local: Settings) -> None:
+    # Every sentence of the answer shares words with the question; the one that answers it is
+    # not the embedding's favourite, and the model's ranking finds it.
+    question = "Which faction in Beijing wanted to follow Moscow's route, and what did it prioritise?"
+    answer = ask(question, settings=local, backend="extractive")
+    assert not answer.refused and answer_contains(answer.text, ["heavy industry", "USSR-style"]), answer.text
+    assert 1 <= len(answer.sentences) <= RANKED_SENTENCES and all(c.supported for c in answer.citations)
+    by_embedding = local.with_updates(**{"local.quote_ranking": "embedding"})
+    assert sentence_ranker(by_embedding) is None
+    assert sentence_ranker(local.with_updates(**{"local.judge": "off"})) is None
+    rank = sentence_ranker(local)
+    assert rank is not None
+    answers, misses = rank(question, [
+        "The part of the party in favour of a USSR-style development focused on heavy industry.",
+        "Beijing and Moscow quarrelled over the route to socialism for years."])
+    assert answers > misses
 
 
 def test_an_unsupported_answer_falls_back_to_quotes_though_the_judge_found_words(local: Settings,

@@ -71,8 +71,10 @@ def get_backend(settings: Settings, *, embedder: Embedder, name: str | None = No
 
 def _extractive(settings: Settings, embedder: Embedder) -> Backend:
     from rag.answer.extractive import ExtractiveBackend
+    from rag.judge import sentence_ranker
 
-    return ExtractiveBackend(embedder, max_sentences=settings.answer.max_sentences)
+    return ExtractiveBackend(embedder, max_sentences=settings.answer.max_sentences,
+                             ranker=sentence_ranker(settings))
 
 
 def _openai(settings: Settings, embedder: Embedder) -> Backend:

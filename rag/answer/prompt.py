@@ -120,6 +120,7 @@ TASK_ANSWER = (
     "sentence with the number of the passage it comes from, as [1] or [2][3]. If the passages "
     f"do not answer the question, reply exactly: {LOCAL_REFUSAL}"
 )
+TASK_SENTENCE = "Task: does the sentence answer the question? Reply with one word: Yes or No."
 TASK_SUPPORT = ("Task: does the passage state everything the claim says, names and numbers "
                 "included? Reply with one word: Yes or No.")
 
@@ -135,3 +136,11 @@ def support_messages(claim: str, passage_text: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": LOCAL_SYSTEM},
             {"role": "user", "content": f"<passage>\n{quoted(passage_text)}\n</passage>\n\n"
                                         f"Claim: {quoted(claim)}\n\n{TASK_SUPPORT}"}]
+
+
+def sentence_messages(question: str, sentence: str) -> list[dict[str, str]]:
+    """Chat messages asking whether one sentence answers the question (the question first, so
+    the prompts for one question's sentences share their opening)."""
+    return [{"role": "system", "content": LOCAL_SYSTEM},
+            {"role": "user", "content": f"Question: {quoted(question)}\n\nSentence: {quoted(sentence)}\n\n"
+                                        f"{TASK_SENTENCE}"}]
