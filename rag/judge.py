@@ -265,10 +265,15 @@ def judge_enabled(settings: Settings) -> bool:
     return mode == "on" or (mode == "auto" and is_available(settings))
 
 
+def ranks_quotes(settings: Settings) -> bool:
+    """Whether quoted answers ask the local model which sentences answer (``local.quote_ranking``)."""
+    return settings.local.quote_ranking == "model" and judge_enabled(settings)
+
+
 def sentence_ranker(settings: Settings) -> SentenceRanker | None:
     """The local model's P(yes) that a sentence answers the question, for quoted answers
     (``local.quote_ranking``); None when the judge is off, so no model is loaded for it."""
-    if settings.local.quote_ranking != "model" or not judge_enabled(settings):
+    if not ranks_quotes(settings):
         return None
     model = get_local_model(settings)
 

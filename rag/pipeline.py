@@ -15,7 +15,7 @@ from rag.corpus import check_collection, collection_of
 from rag.embeddings import embedder_for
 from rag.errors import IndexNotFoundError, InputError
 from rag.indexer import Indexer, IngestReport, Progress
-from rag.judge import describe, get_judge, support_checker
+from rag.judge import describe, get_judge, ranks_quotes, support_checker
 from rag.manifest import Entry
 from rag.retrieval import Retrieval, retrieve
 from rag.smalltalk import REASON as SMALL_TALK
@@ -23,7 +23,7 @@ from rag.smalltalk import conversational, reply
 from rag.store import Store
 from rag.text import REFUSAL, strip_markers
 from rag.types import Answer, Status
-from rag.writing import declined, lead_sentence, quoted_sentence, writing_status, written
+from rag.writing import declined, lead_sentence, quoted_sentence, quoting_status, writing_status, written
 
 logger = logging.getLogger(__name__)
 
@@ -179,6 +179,8 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
                                                                      verdict.lead)
     if writer.name != "extractive":
         yield Status(writing_status(strip_markers(holding), writer.name))
+    elif ranks_quotes(settings):
+        yield Status(quoting_status(writer.name, fallback=False))
     text = ""
     for text in written(writer, standalone, found, verdict):
         if "first_token_s" not in timings:
@@ -195,6 +197,8 @@ def stream(question: str, history: History | None = None, *, settings: Settings 
         # The judge found the question answerable; a writer that declines, cites nothing or writes
         # nothing its passages support should not decide the answer: show the passages' own best
         # sentences instead, and say so.
+        if ranks_quotes(settings):
+            yield Status(quoting_status(writer.name, fallback=True))
         quotes = "".join(get_backend(settings, embedder=embedder, name="extractive").generate(
             standalone, found.passages, lead=verdict.lead))
         quoted = check(quotes, found.passages, checker=support_checker(settings, embedder),

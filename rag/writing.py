@@ -50,6 +50,13 @@ def writing_status(sentence: str, writer: str) -> str:
     return f"{found}Writing a cited answer ({writer} model)\u2026"
 
 
+def quoting_status(writer: str, *, fallback: bool) -> str:
+    """What the reader sees while the local model chooses the passages' sentences to quote, in
+    place of an answer when ``fallback`` (the ``writer`` backend gave none its passages support)."""
+    why = f"The {writer} model gave no answer the passages support. " if fallback else ""
+    return f"{why}Choosing the passages' sentences that answer the question\u2026"
+
+
 def writer_input(writer: Backend, verdict: Verdict, found: Retrieval) -> Sequence[Passage]:
     """What ``writer`` answers from: the sentences the judge has just read, for a writer that
     asks for them (the local model: llama.cpp holds that prompt in its cache, so only the task is

@@ -23,9 +23,9 @@ from rag.answer.extractive import RANKED_SENTENCES
 from rag.eval.metrics import answer_contains
 from rag.judge import AnswerabilityJudge, get_judge, sentence_ranker
 from rag.local_model import MODEL_FILE, MODEL_SIZE, bundled_path, get_local_model, part_files, resolve_path
-from rag.pipeline import ask, retrieve_passages
+from rag.pipeline import ask, retrieve_passages, stream
 from rag.text import holds_quote, sentences
-from rag.types import Answer, Passage
+from rag.types import Answer, Passage, Status
 from tests.helpers import SEED
 from tests.scripted import ScriptedBackend
 
@@ -112,8 +112,11 @@ def test_the_model_chooses_the_sentences_a_quoted_answer_is_made_of(local: Setti
     # Every sentence of the answer shares words with the question; the one that answers it is
     # not the embedding's favourite, and the model's ranking finds it.
     question = "Which faction in Beijing wanted to follow Moscow's route, and what did it prioritise?"
-    answer = ask(question, settings=local, backend="extractive")
-    assert not answer.refused and answer_contains(answer.text, ["heavy industry", "USSR-style"]), answer.text
+    pieces = list(stream(question, settings=local, backend="extractive"))
+    answer = pieces[-1]
+    assert isinstance(answer, Answer) and not answer.refused, answer
+    assert answer_contains(answer.text, ["heavy industry", "USSR-style"]), answer.text
+    assert any(isinstance(p, Status) and "Choosing the passages' sentences" in p.text for p in pieces)
     assert 1 <= len(answer.sentences) <= RANKED_SENTENCES and all(c.supported for c in answer.citations)
     by_embedding = local.with_updates(**{"local.quote_ranking": "embedding"})
     assert sentence_ranker(by_embedding) is None
