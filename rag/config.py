@@ -76,7 +76,8 @@ class AnswerSettings(Section):
     temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature for LLM backends.")
     max_tokens: int = Field(400, ge=16, description="Longest LLM answer, in tokens.")
     timeout: float = Field(120.0, gt=0, description="Seconds to wait for an LLM server.")
-    max_sentences: int = Field(5, ge=1, le=20, description="Sentences in an extractive answer.")
+    max_sentences: int = Field(5, ge=1, le=20, description="Most sentences in a quoted (extractive) "
+                               "answer; 3 at most when the local model ranks them.")
     support_threshold: float = Field(
         0.50, description="Combined similarity at which an answer sentence counts as supported "
         "by its cited passage (calibrated by evals/calibrate.py).")
