@@ -58,6 +58,7 @@ def test_eval_with_corpus_prints_the_metric_keys_and_writes_reports(
     assert summary["n"] == 4
     # Three distinct one-paragraph documents: the right one ranks first and holds the answer.
     assert summary["hit@1"] == 1.0 and summary["mrr"] == 1.0
+    assert summary["answer_hit@1"] == 1.0  # what the answers were written from holds it too
     assert summary["answer_contains"] == 1.0
     assert summary["false_refusal_rate"] == 0.0
     assert summary["refusal_accuracy"] == 1.0  # tungsten's boiling point is nowhere near the corpus

@@ -9,8 +9,8 @@ from typing import Any
 from rag.config import Settings
 from rag.eval import metrics
 
-RATIO_METRICS = ("hit@{k}", "recall@{k}", "mrr", "ndcg@{k}", "token_f1", "rouge_l", "semantic_similarity",
-                 "answer_contains", "groundedness", "citation_precision", "citation_recall",
+RATIO_METRICS = ("hit@{k}", "recall@{k}", "mrr", "ndcg@{k}", "answer_hit@{k}", "token_f1", "rouge_l",
+                 "semantic_similarity", "answer_contains", "groundedness", "citation_precision", "citation_recall",
                  "refusal_accuracy", "false_refusal_rate")
 LATENCY_METRICS = ("latency_p50_ms", "latency_p95_ms")
 JUDGE_METRICS = ("judge_faithfulness", "judge_correctness")

@@ -20,6 +20,7 @@ DESCRIPTIONS = {
     "recall": "share of reference contexts in the top k",
     "mrr": "1/rank of the first chunk holding a reference context",
     "ndcg": "rank-discounted gain of reference contexts in the top k",
+    "answer_hit": "hit@k of the passages an accepted answer is written from (retrieval.answer_rerank)",
     "token_f1": "SQuAD token F1 of answer vs reference answer",
     "rouge_l": "LCS-based F1 of answer vs reference answer",
     "semantic_similarity": "embedding cosine of answer and reference answer",

@@ -39,7 +39,7 @@ def evaluate(items: Sequence[EvalItem], *, settings: Settings, progress: Progres
     """
     from rag.judge import support_checker
     from rag.embeddings import embedder_for
-    from rag.pipeline import ask, retrieve_passages, scope
+    from rag.pipeline import ask, reading_passages, retrieve_passages, scope
 
     started = time.perf_counter()
     sources = scope(settings, collections=collections)
@@ -70,8 +70,13 @@ def evaluate(items: Sequence[EvalItem], *, settings: Settings, progress: Progres
         # The retrieval was done here, outside ask(): its time and the whole answer's are ours.
         answer.timings.update(retrieve_s=retrieved_s, total_s=latency / 1000)
         record = _record(item, answer, retrieval.passages, latency, error, k=k)
+        # What an accepted answer is written from (retrieval.answer_rerank), for every answerable
+        # question, so its hit@k compares with the judged passages' (deterministic: the same
+        # passages ask() read).
+        reading = reading_passages(item.question, retrieval, settings=settings, k=None, sources=sources,
+                                   hybrid=None, mmr=None) if item.answerable else retrieval
         _score(record, item, answer, retrieval.passages, k=k, embedder=embedder, checker=checker,
-               threshold=threshold)
+               threshold=threshold, reading=reading.passages)
         if judge is not None:
             unparsable += _judge(record, item, answer, retrieval.passages, judge)
         records.append(record)
@@ -102,7 +107,7 @@ def _record(item: EvalItem, answer: Answer, passages: Sequence[Passage], latency
 
 
 def _score(record: QuestionRecord, item: EvalItem, answer: Answer, passages: Sequence[Passage], *,
-           k: int, embedder: Any, checker: Any, threshold: float) -> None:
+           k: int, embedder: Any, checker: Any, threshold: float, reading: Sequence[Passage] = ()) -> None:
     m = record.metrics
     m["refused"] = float(answer.refused)
     if not item.answerable:
@@ -114,6 +119,9 @@ def _score(record: QuestionRecord, item: EvalItem, answer: Answer, passages: Seq
         m[f"recall@{k}"] = metrics.recall_at_k(found, n, k)
         m["mrr"] = metrics.reciprocal_rank(found)
         m[f"ndcg@{k}"] = metrics.ndcg_at_k(found, n, k)
+        if reading:
+            read = metrics.matches([p.text for p in reading[:k]], item.reference_contexts)
+            m[f"answer_hit@{k}"] = metrics.hit_at_k(read, k)
     text = "" if answer.refused else strip_markers(answer.text)
     if item.reference_answer:
         m["token_f1"] = metrics.token_f1(text, item.reference_answer)
