@@ -161,9 +161,11 @@ def fit(train: list[dict[str, Any]], names: tuple[str, ...], max_false_refusals:
         if not wrong or len(names) == 1:
             break
         names = tuple(n for n in names if n not in wrong)
-    answerable_relevance = [q["features"]["relevance"] for q in train if q["answerable"]]
-    floor = max(0.0, min(answerable_relevance) - 0.05)
-    weights = Weights(float(model.intercept_[0]), dict(zip(names, map(float, model.coef_[0]))), 0.5, floor)
+    # The cheap floors sit 0.05 below the least relevant / least similar answerable question.
+    floor = max(0.0, min(q["features"]["relevance"] for q in train if q["answerable"]) - 0.05)
+    cosine_floor = max(0.0, min(q["features"]["cosine"] for q in train if q["answerable"]) - 0.05)
+    weights = Weights(float(model.intercept_[0]), dict(zip(names, map(float, model.coef_[0]))), 0.5, floor,
+                      cosine_floor)
     probs, answerable = probabilities(weights, scored(train)), [q["answerable"] for q in scored(train)]
     # The highest threshold whose false refusals stay within the budget refuses the most. It is
     # placed half-way to the next lower probability, not on a question's own: with few distinct
@@ -173,13 +175,13 @@ def fit(train: list[dict[str, Any]], names: tuple[str, ...], max_false_refusals:
     best = max((t for t in candidates if rates(probs, answerable, t)["false_refusal_rate"] <= max_false_refusals),
                default=0.5)
     threshold = (best + max((p for p in candidates if p < best), default=0.0)) / 2
-    return Weights(weights.intercept, weights.coef, threshold, floor)
+    return Weights(weights.intercept, weights.coef, threshold, floor, cosine_floor)
 
 
 def probabilities(weights: Weights, rows: list[dict[str, Any]]) -> list[float]:
-    """P(answerable) per question; 0 below the relevance floor, as the judge decides."""
-    return [weights.probability(q["features"]) if q["features"]["relevance"] >= weights.floor else 0.0
-            for q in rows]
+    """P(answerable) per question; 0 below either floor, as the judge decides."""
+    return [0.0 if q["features"]["relevance"] < weights.floor or q["features"]["cosine"] < weights.cosine_floor
+            else weights.probability(q["features"]) for q in rows]
 
 
 def scored(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -224,6 +226,7 @@ def fit_judge(questions: list[dict[str, Any]], max_false_refusals: float) -> dic
     return {"features": chosen, "intercept": round(weights.intercept, 5),
             "coef": {k: round(v, 5) for k, v in weights.coef.items()},
             "threshold": round(weights.threshold, 5), "floor": round(weights.floor, 4),
+            "cosine_floor": round(weights.cosine_floor, 4),
             "measured": {"cross_validation": cv, "calibration": score(weights, train),
                          "heldout": score(weights, held),
                          "heldout_by_dataset": {name: score(weights, [q for q in held if q["dataset"] == name])

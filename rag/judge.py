@@ -18,7 +18,8 @@ The evidence, combined by a logistic model fitted on calibration data only
   chaired Gosplan?"), ``silent`` (it replied NONE, or nothing but function words such as "NOT
   NONE"); a bare Yes or No is none of these.
 
-Questions below a cheap relevance floor are refused without asking the model.
+Questions below a cheap floor (retrieval's relevance, or the best passage's cosine) are refused
+without asking the model.
 """
 
 from __future__ import annotations
@@ -72,11 +73,16 @@ class Weights:
     coef: dict[str, float]
     threshold: float
     floor: float
+    cosine_floor: float = 0.0  # the best passage's cosine below which a question is off-topic
 
     @property
     def asks_yes(self) -> bool:
         """Whether the fitted model uses the yes/no verdict (else that model call is skipped)."""
         return bool(self.coef.get("yes") or self.coef.get("grounded_yes"))
+
+    def off_topic(self, found: Retrieval) -> bool:
+        """Below either cheap floor: refused without asking the model."""
+        return found.relevance < self.floor or found.best_similarity < self.cosine_floor
 
     def probability(self, features: dict[str, float]) -> float:
         """P(answerable) for one question's features."""
@@ -89,7 +95,8 @@ def load_weights(path: Path = CALIBRATION) -> Weights:
     """The shipped judge calibration."""
     data = json.loads(path.read_text(encoding="utf-8"))["judge"]
     return Weights(intercept=float(data["intercept"]), coef={k: float(v) for k, v in data["coef"].items()},
-                   threshold=float(data["threshold"]), floor=float(data["floor"]))
+                   threshold=float(data["threshold"]), floor=float(data["floor"]),
+                   cosine_floor=float(data.get("cosine_floor", 0.0)))
 
 
 @functools.lru_cache(maxsize=1)
@@ -227,7 +234,7 @@ class AnswerabilityJudge:
     def decide(self, question: str, found: Retrieval) -> Verdict:
         """Answer or refuse; plainly off-topic questions never reach the model."""
         started = time.perf_counter()
-        if not found.passages or found.relevance < self.weights.floor:
+        if not found.passages or self.weights.off_topic(found):
             return Verdict(False, 0.0, "nothing in the documents is close to this question",
                            {"relevance": found.relevance, "cosine": found.best_similarity})
         shown = self.read(question, found)

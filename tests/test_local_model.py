@@ -80,6 +80,14 @@ def test_judge_accepts_a_paraphrased_question_and_refuses_an_off_corpus_one(loca
     assert yes.probability > no.probability
 
 
+def test_a_plainly_off_topic_question_is_refused_without_asking_the_model(local: Settings) -> None:
+    # Over the seed alone, the model once quoted a seed sentence for this and its "yes" let it through.
+    question = "How do I reverse a list in Python?"
+    verdict = get_judge(local).decide(question, retrieve_passages(question, settings=local))
+    assert not verdict.answerable and verdict.reason == "nothing in the documents is close to this question"
+    assert "yes" not in verdict.features and not verdict.quote  # the model was not asked
+
+
 def test_local_backend_answers_with_checked_citations(local: Settings) -> None:
     answer = ask(PARAPHRASED, settings=local.with_updates(**{"answer.fallback": False}))  # the writer itself
     assert answer.backend == "local" and not answer.refused, answer.text
