@@ -180,7 +180,7 @@ def fit(train: list[dict[str, Any]], names: tuple[str, ...], max_false_refusals:
 
 def probabilities(weights: Weights, rows: list[dict[str, Any]]) -> list[float]:
     """P(answerable) per question; 0 below either floor, as the judge decides."""
-    return [0.0 if q["features"]["relevance"] < weights.floor or q["features"]["cosine"] < weights.cosine_floor
+    return [0.0 if weights.off_topic(q["features"]["relevance"], q["features"]["cosine"])
             else weights.probability(q["features"]) for q in rows]
 
 

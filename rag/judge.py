@@ -80,9 +80,10 @@ class Weights:
         """Whether the fitted model uses the yes/no verdict (else that model call is skipped)."""
         return bool(self.coef.get("yes") or self.coef.get("grounded_yes"))
 
-    def off_topic(self, found: Retrieval) -> bool:
-        """Below either cheap floor: refused without asking the model."""
-        return found.relevance < self.floor or found.best_similarity < self.cosine_floor
+    def off_topic(self, relevance: float, cosine: float) -> bool:
+        """Below either cheap floor (retrieval's relevance, the best passage's cosine): refused
+        without asking the model."""
+        return relevance < self.floor or cosine < self.cosine_floor
 
     def probability(self, features: dict[str, float]) -> float:
         """P(answerable) for one question's features."""
@@ -234,7 +235,7 @@ class AnswerabilityJudge:
     def decide(self, question: str, found: Retrieval) -> Verdict:
         """Answer or refuse; plainly off-topic questions never reach the model."""
         started = time.perf_counter()
-        if not found.passages or self.weights.off_topic(found):
+        if not found.passages or self.weights.off_topic(found.relevance, found.best_similarity):
             return Verdict(False, 0.0, "nothing in the documents is close to this question",
                            {"relevance": found.relevance, "cosine": found.best_similarity})
         shown = self.read(question, found)
