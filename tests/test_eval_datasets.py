@@ -276,3 +276,22 @@ def test_offtopic_set_meets_its_contract() -> None:
         assert not item.reference_contexts and not item.answers and not item.reference_answer, item.id
     for rare in ("marshall plan", "keynes", "nehru", "bitcoin", "everest", "brexit", "insulin", "borscht"):
         assert rare not in corpus, rare
+
+
+def test_squad_slice_meets_its_contract() -> None:
+    """evals/squad-v2-dev-slice.json: SQuAD 2.0 questions the team did not write, read as SQuAD,
+    about as many unanswerable as answerable, every answer found in the paragraph it belongs to."""
+    dataset = load_dataset(REPO / "evals" / "squad-v2-dev-slice.json")
+    items = dataset.items
+
+    assert dataset.format == "squad" and len(dataset.documents) == 43
+    assert len(items) == 263 and sum(i.answerable for i in items) == 132
+    assert len({i.id for i in items}) == len(items)
+    paragraphs = [normalize_whitespace(text) for text in dataset.documents.values()]
+    for item in items:
+        if item.answerable:
+            assert item.reference_contexts and item.answers, item.id
+            assert any(item.answers[0] in p and normalize_whitespace(item.reference_contexts[0]) in p
+                       for p in paragraphs), item.id
+        else:
+            assert not item.answers and not item.reference_contexts, item.id
